@@ -1,0 +1,16 @@
+using System.CommandLine;
+using Osprey.Cli.Commands;
+
+namespace Osprey.Cli;
+
+public static class Program
+{
+    public static int Main(string[] args)
+    {
+        var root = new RootCommand("Osprey: GPU object detection for .NET")
+        {
+            InfoCommand.Create(),
+        };
+        return root.Parse(args).Invoke();
+    }
+}

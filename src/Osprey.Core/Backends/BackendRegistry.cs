@@ -1,0 +1,30 @@
+using System.Collections.Concurrent;
+using Osprey.Core.Cpu;
+using Osprey.Core.Tensors;
+
+namespace Osprey.Core.Backends;
+
+/// <summary>
+/// Finds the backend for a device. The CPU backend is always there; other assemblies add theirs
+/// with <see cref="RegisterProvider"/> (the CUDA assembly registers a factory that opens devices lazily).
+/// </summary>
+public static class BackendRegistry
+{
+    private static readonly ConcurrentDictionary<Device, IBackend> s_backends = new();
+    private static readonly ConcurrentDictionary<DeviceType, Func<int, IBackend>> s_providers = new();
+
+    public static IBackend Cpu { get; } = s_backends.GetOrAdd(Device.Cpu, _ => new CpuBackend());
+
+    public static void RegisterProvider(DeviceType type, Func<int, IBackend> open) => s_providers[type] = open;
+
+    public static bool HasProvider(DeviceType type) => type == DeviceType.Cpu || s_providers.ContainsKey(type);
+
+    public static IBackend Get(Device device)
+    {
+        if (s_backends.TryGetValue(device, out var b)) return b;
+        if (!s_providers.TryGetValue(device.Type, out var open))
+            throw new OspreyException($"no backend for device {device}: " +
+                (device.Type == DeviceType.Cuda ? "the CUDA backend is not registered (call CudaBackend.Register())" : "unknown device type"));
+        return s_backends.GetOrAdd(device, d => open(d.Index));
+    }
+}
