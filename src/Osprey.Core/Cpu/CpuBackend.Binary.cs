@@ -89,7 +89,7 @@ public sealed partial class CpuBackend
     private static void BinaryRun<TS, TC, TOp>(Tensor a, Tensor b, Tensor y)
         where TS : unmanaged where TC : unmanaged where TOp : struct, IBinaryOperator<TC>
     {
-        var plan = StridedPlan.For(a, b, y);
+        var plan = ElementwisePlan.For(a, b, y);
         Parallel2.For(plan.Rows, plan.Inner, (lo, hi) =>
         {
             var ad = Data<TS>(a);
@@ -179,7 +179,7 @@ public sealed partial class CpuBackend
     private static void CompareRun<TS, TC, TOp>(Tensor a, Tensor b, Tensor y)
         where TS : unmanaged where TC : unmanaged, INumber<TC> where TOp : struct, ICompareOperator
     {
-        var plan = StridedPlan.For(a, b, y);
+        var plan = ElementwisePlan.For(a, b, y);
         Parallel2.For(plan.Rows, plan.Inner, (lo, hi) =>
         {
             var ad = Data<TS>(a);
@@ -209,7 +209,7 @@ public sealed partial class CpuBackend
 
     private static void WhereRun<T>(Tensor condition, Tensor a, Tensor b, Tensor y) where T : unmanaged
     {
-        var plan = StridedPlan.For(condition, a, b, y);
+        var plan = ElementwisePlan.For(condition, a, b, y);
         Parallel2.For(plan.Rows, plan.Inner, (lo, hi) =>
         {
             var cd = Data<bool>(condition);

@@ -7,9 +7,10 @@ public sealed partial class CpuBackend
     /// <summary>
     /// Element type conversion between any two dtypes, any strides. Floating values travel as float32
     /// (exact for float16/bfloat16) and round once, to nearest even, into float16/bfloat16; integers
-    /// travel as int64. Float to integer truncates toward zero through int64 and then wraps into the
-    /// narrower type (as PyTorch does on x86 for int8/uint8); NaN becomes 0 and values beyond int64
-    /// saturate (PyTorch leaves both undefined). Anything to bool is x != 0; bool is 0 or 1.
+    /// travel as int64 and wrap into narrower types. Float to integer truncates toward zero as PyTorch
+    /// does on x86: int64 directly, int32 directly, int8/uint8 through int32 then wrapping; NaN and
+    /// out-of-range values give the type's minimum (int32's minimum, i.e. 0 after wrapping, for
+    /// int8/uint8). Anything to bool is x != 0 (NaN is true); bool is 0 or 1.
     /// </summary>
     public void Cast(Tensor x, Tensor y)
     {
@@ -45,7 +46,7 @@ public sealed partial class CpuBackend
 
     private static void CastRun<TS, TD>(Tensor x, Tensor y) where TS : unmanaged where TD : unmanaged
     {
-        var plan = StridedPlan.For(x, y);
+        var plan = ElementwisePlan.For(x, y);
         Parallel2.For(plan.Rows, plan.Inner, (lo, hi) =>
         {
             var xs = Data<TS>(x);

@@ -46,7 +46,7 @@ public sealed partial class CpuBackend
     /// <summary>Applies TOp to every element of x into y, in place on the rows when float32 and dense, otherwise through float32 scratch.</summary>
     internal static void UnaryRun<T, TOp>(Tensor x, Tensor y, float a, float b) where T : unmanaged where TOp : struct, IUnaryOperator
     {
-        var plan = StridedPlan.For(x, y);
+        var plan = ElementwisePlan.For(x, y);
         Parallel2.For(plan.Rows, plan.Inner, (lo, hi) =>
         {
             var xs = Data<T>(x);

@@ -33,9 +33,16 @@ internal static class Elem
         return FloatToLong(ToF(v));
     }
 
-    /// <summary>Truncates toward zero; NaN gives 0 and out-of-range values saturate (PyTorch leaves those undefined).</summary>
+    /// <summary>
+    /// Truncates toward zero to int64; NaN and values outside the int64 range give long.MinValue,
+    /// what PyTorch's static_cast produces on x86 (cvttss2si).
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static long FloatToLong(float f) => (long)f;
+    public static long FloatToLong(float f) => f >= -9.223372E18f && f < 9.223372E18f ? (long)f : long.MinValue;
+
+    /// <summary>Truncates toward zero to int32; NaN and out-of-range values give int.MinValue, as PyTorch on x86.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int FloatToInt(float f) => f >= -2147483648f && f < 2147483648f ? (int)f : int.MinValue;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static T FromF<T>(float f)
@@ -44,7 +51,8 @@ internal static class Elem
         if (typeof(T) == typeof(Half)) { var h = (Half)f; return Unsafe.As<Half, T>(ref h); }
         if (typeof(T) == typeof(BFloat16)) { var b = BFloat16.FromFloat(f); return Unsafe.As<BFloat16, T>(ref b); }
         if (typeof(T) == typeof(bool)) { bool b = f != 0; return Unsafe.As<bool, T>(ref b); }
-        return FromL<T>(FloatToLong(f));
+        if (typeof(T) == typeof(long)) return FromL<T>(FloatToLong(f));
+        return FromL<T>(FloatToInt(f)); // int32, and int8/uint8 through int32 then wrapping, as PyTorch
     }
 
     /// <summary>Integer narrowing wraps (two's complement), as C++ casts in PyTorch do.</summary>
