@@ -26,8 +26,8 @@ internal interface IBinaryOperator<T> where T : unmanaged
 }
 
 /// <summary>
-/// The span drivers: one loop per kernel shape that runs the widest accelerated vector, then a
-/// final overlapping vector (or scalars) for the tail. x and y may be the same span.
+/// The span drivers: one loop per kernel shape that runs the widest accelerated vector, then the
+/// narrower ones, then scalars for the last few elements. Inputs and output may be the same span.
 /// </summary>
 internal static class SimdDrivers
 {
@@ -39,34 +39,15 @@ internal static class SimdDrivers
         ref float ys = ref MemoryMarshal.GetReference(y);
         if (TOp.Vectorizable)
         {
-            if (Vector512.IsHardwareAccelerated && n >= Vector512<float>.Count)
-            {
-                int last = n - Vector512<float>.Count;
-                for (; i <= last; i += Vector512<float>.Count)
+            if (Vector512.IsHardwareAccelerated)
+                for (; i <= n - Vector512<float>.Count; i += Vector512<float>.Count)
                     TOp.Invoke(Vector512.LoadUnsafe(ref xs, (nuint)i), a, b).StoreUnsafe(ref ys, (nuint)i);
-                if (i < n && !Unsafe.AreSame(ref xs, ref ys))
-                {
-                    TOp.Invoke(Vector512.LoadUnsafe(ref xs, (nuint)last), a, b).StoreUnsafe(ref ys, (nuint)last);
-                    return;
-                }
-            }
-            else if (Vector256.IsHardwareAccelerated && n >= Vector256<float>.Count)
-            {
-                int last = n - Vector256<float>.Count;
-                for (; i <= last; i += Vector256<float>.Count)
+            if (Vector256.IsHardwareAccelerated)
+                for (; i <= n - Vector256<float>.Count; i += Vector256<float>.Count)
                     TOp.Invoke(Vector256.LoadUnsafe(ref xs, (nuint)i), a, b).StoreUnsafe(ref ys, (nuint)i);
-                if (i < n && !Unsafe.AreSame(ref xs, ref ys))
-                {
-                    TOp.Invoke(Vector256.LoadUnsafe(ref xs, (nuint)last), a, b).StoreUnsafe(ref ys, (nuint)last);
-                    return;
-                }
-            }
-            else if (Vector128.IsHardwareAccelerated && n >= Vector128<float>.Count)
-            {
-                int last = n - Vector128<float>.Count;
-                for (; i <= last; i += Vector128<float>.Count)
+            if (Vector128.IsHardwareAccelerated)
+                for (; i <= n - Vector128<float>.Count; i += Vector128<float>.Count)
                     TOp.Invoke(Vector128.LoadUnsafe(ref xs, (nuint)i), a, b).StoreUnsafe(ref ys, (nuint)i);
-            }
         }
         for (; i < n; i++) Unsafe.Add(ref ys, i) = TOp.Invoke(Unsafe.Add(ref xs, i), a, b);
     }
