@@ -16,8 +16,6 @@ public sealed partial class CpuBackend
     public void TopK(Tensor x, int k, int axis, bool largest, Tensor values, Tensor indices) => throw new NotImplementedException("cpu topk");
     public void Gather(Tensor x, int axis, Tensor index, Tensor y) => throw new NotImplementedException("cpu gather");
     public void IndexSelect(Tensor x, int axis, Tensor index, Tensor y) => throw new NotImplementedException("cpu index_select");
-    public void MatMul(Tensor a, Tensor b, bool transposeA, bool transposeB, Epilogue epilogue, Tensor y) => throw new NotImplementedException("cpu matmul");
-    public void Conv2d(Tensor x, Tensor weight, Conv2dParams p, Epilogue epilogue, Tensor y) => throw new NotImplementedException("cpu conv2d");
     public void Pool2d(PoolKind kind, Tensor x, Pool2dParams p, Tensor y) => throw new NotImplementedException("cpu pool2d");
     public void Resize(ResizeMode mode, Tensor x, Tensor y) => throw new NotImplementedException("cpu resize");
 }
