@@ -25,7 +25,7 @@ internal struct MaxReduce<TA> : IReduceOperator<TA> where TA : unmanaged, INumbe
 {
     public static TA Identity => typeof(TA) == typeof(double) ? TA.CreateTruncating(double.NegativeInfinity) : TA.CreateTruncating(long.MinValue);
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static TA Combine(TA acc, TA v) => v > acc || TA.IsNaN(v) ? v : acc;
+    public static TA Combine(TA acc, TA v) => TA.Max(acc, v); // branch-free; NaN-propagating for double
 }
 
 /// <summary>Minimum; NaN wins.</summary>
@@ -33,7 +33,7 @@ internal struct MinReduce<TA> : IReduceOperator<TA> where TA : unmanaged, INumbe
 {
     public static TA Identity => typeof(TA) == typeof(double) ? TA.CreateTruncating(double.PositiveInfinity) : TA.CreateTruncating(long.MaxValue);
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static TA Combine(TA acc, TA v) => v < acc || TA.IsNaN(v) ? v : acc;
+    public static TA Combine(TA acc, TA v) => TA.Min(acc, v);
 }
 
 public sealed partial class CpuBackend

@@ -176,6 +176,28 @@ internal static class SimdDrivers
         for (; i < n; i++) Unsafe.Add(ref ar, i) += Unsafe.Add(ref xr, i);
     }
 
+    /// <summary>y[i] += s * x[i] (separate multiply and add, no fused rounding, so every width gives the same bits).</summary>
+    public static void Axpy(ReadOnlySpan<float> x, float s, Span<float> y)
+    {
+        if (x.Length > y.Length) ThrowShort();
+        int n = x.Length, i = 0;
+        ref float xr = ref MemoryMarshal.GetReference(x);
+        ref float yr = ref MemoryMarshal.GetReference(y);
+        if (Vector512.IsHardwareAccelerated)
+        {
+            var sv = Vector512.Create(s);
+            for (; i <= n - Vector512<float>.Count; i += Vector512<float>.Count)
+                (Vector512.LoadUnsafe(ref yr, (nuint)i) + Vector512.LoadUnsafe(ref xr, (nuint)i) * sv).StoreUnsafe(ref yr, (nuint)i);
+        }
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var sv = Vector256.Create(s);
+            for (; i <= n - Vector256<float>.Count; i += Vector256<float>.Count)
+                (Vector256.LoadUnsafe(ref yr, (nuint)i) + Vector256.LoadUnsafe(ref xr, (nuint)i) * sv).StoreUnsafe(ref yr, (nuint)i);
+        }
+        for (; i < n; i++) Unsafe.Add(ref yr, i) += s * Unsafe.Add(ref xr, i);
+    }
+
     /// <summary>Largest element (NaN if any is NaN); -infinity for an empty span.</summary>
     public static float Max(ReadOnlySpan<float> x)
     {
