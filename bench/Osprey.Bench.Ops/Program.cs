@@ -31,6 +31,8 @@ Report("add kernel", 3L * n * 4, () => cpu.Binary(BinaryOp.Add, a, b, y));
 Report("add op (allocates)", 3L * n * 4, () => Op.Add(a, b).Dispose());
 Report("mul by scalar (broadcast) kernel", 2L * n * 4, () => { using var s = one.Expand(new Shape(n)); cpu.Binary(BinaryOp.Mul, a, s, y); });
 Report("sum (all) kernel", 1L * n * 4, () => cpu.Reduce(ReduceOp.Sum, a, [0], one));
+Report("exp kernel", 2L * n * 4, () => cpu.Unary(UnaryKind.Exp, a, y));
+Report("max (all) kernel", 1L * n * 4, () => cpu.Reduce(ReduceOp.Max, a, [0], one));
 Report("softmax rows of 1024 op", 2L * n * 4, () => { using var r = a.Reshape(n / 1024, 1024); Op.Softmax(r, -1).Dispose(); });
 Report($"maxpool 3x3 s2 NCHW [1,64,{side},{side}] op", 4L * img.Numel * 5 / 4, () => Op.MaxPool2d(img, Pool2dParams.Square(3, 2, 1)).Dispose());
 Report($"maxpool 3x3 s2 NHWC op", 4L * img.Numel * 5 / 4, () => Op.MaxPool2d(imgCl, Pool2dParams.Square(3, 2, 1)).Dispose());

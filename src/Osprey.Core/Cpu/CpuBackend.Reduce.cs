@@ -144,6 +144,12 @@ public sealed partial class CpuBackend
                         acc = TOp.Combine(acc, Unsafe.As<double, TA>(ref s));
                         continue;
                     }
+                    if (typeof(TS) == typeof(float) && typeof(TOp) == typeof(MaxReduce<double>) && rs == 1)
+                    {
+                        double m = SimdDrivers.Max(MemoryMarshal.Cast<TS, float>(xs.Slice((int)b, rn)));
+                        acc = TOp.Combine(acc, Unsafe.As<double, TA>(ref m));
+                        continue;
+                    }
                     for (int i = 0; i < rn; i++) acc = TOp.Combine(acc, Widen<TS, TA>(xs[(int)(b + i * rs)]));
                 }
                 ys[(int)(ko[1] + j * kp.InnerStrides[1])] = Narrow<TA, TS>(acc, mean, count);

@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace Osprey.Core.Cpu;
 
@@ -131,9 +132,8 @@ internal static class SimdDrivers
             Vector512<double> s0 = default, s1 = default;
             for (; i <= n - Vector512<float>.Count; i += Vector512<float>.Count)
             {
-                var (lo, hi) = Vector512.Widen(Vector512.LoadUnsafe(ref xr, (nuint)i));
-                s0 += lo;
-                s1 += hi;
+                s0 += WidenLower(Vector256.LoadUnsafe(ref xr, (nuint)i));
+                s1 += WidenLower(Vector256.LoadUnsafe(ref xr, (nuint)(i + 8)));
             }
             total = Vector512.Sum(s0 + s1);
         }
@@ -152,6 +152,15 @@ internal static class SimdDrivers
         return total;
     }
 
+    /// <summary>8 floats to 8 doubles in one instruction (vcvtps2pd) where AVX-512 is there.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<double> WidenLower(Vector256<float> v)
+    {
+        if (Avx512F.IsSupported) return Avx512F.ConvertToVector512Double(v);
+        var (lo, hi) = Vector256.Widen(v);
+        return Vector512.Create(lo, hi);
+    }
+
     /// <summary>acc[i] += x[i] in float64.</summary>
     public static void Accumulate(ReadOnlySpan<float> x, Span<double> acc)
     {
@@ -162,9 +171,8 @@ internal static class SimdDrivers
         if (Vector512.IsHardwareAccelerated)
             for (; i <= n - Vector512<float>.Count; i += Vector512<float>.Count)
             {
-                var (lo, hi) = Vector512.Widen(Vector512.LoadUnsafe(ref xr, (nuint)i));
-                (Vector512.LoadUnsafe(ref ar, (nuint)i) + lo).StoreUnsafe(ref ar, (nuint)i);
-                (Vector512.LoadUnsafe(ref ar, (nuint)(i + 8)) + hi).StoreUnsafe(ref ar, (nuint)(i + 8));
+                (Vector512.LoadUnsafe(ref ar, (nuint)i) + WidenLower(Vector256.LoadUnsafe(ref xr, (nuint)i))).StoreUnsafe(ref ar, (nuint)i);
+                (Vector512.LoadUnsafe(ref ar, (nuint)(i + 8)) + WidenLower(Vector256.LoadUnsafe(ref xr, (nuint)(i + 8)))).StoreUnsafe(ref ar, (nuint)(i + 8));
             }
         if (Vector256.IsHardwareAccelerated)
             for (; i <= n - Vector256<float>.Count; i += Vector256<float>.Count)
