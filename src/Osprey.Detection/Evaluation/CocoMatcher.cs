@@ -34,12 +34,26 @@ internal static class CocoMatcher
             State = new byte[CocoEvalParams.A * CocoEvalParams.T * total],
             NotIgnored = new long[K * CocoEvalParams.A],
         };
-        Parallel.For(0, K, parallel, () => new Scratch(), (k, _, s) =>
+        // Work is split into runs of cells of about equal cost (detections + ground truths + cells / 16), not whole
+        // categories, so one large category (people in COCO) does not serialise the run.
+        int cells = K * I, chunks = Math.Min(cells, Math.Max(1, Environment.ProcessorCount * 16));
+        long Cost(int c) => (long)dtCellStart[c] + ev.GtCellStart[c] + c / 16;
+        var bounds = new int[chunks + 1];
+        long totalCost = Cost(cells);
+        for (int j = 1; j < chunks; j++)
         {
-            for (int i = 0; i < I; i++)
+            long target = totalCost * j / chunks;
+            int lo = bounds[j - 1], hi = cells;
+            while (lo < hi) { int mid = lo + (hi - lo) / 2; if (Cost(mid) < target) lo = mid + 1; else hi = mid; }
+            bounds[j] = lo;
+        }
+        bounds[chunks] = cells;
+        Parallel.For(0, chunks, parallel, () => new Scratch(), (chunk, _, s) =>
+        {
+            int c0 = bounds[chunk], c1 = bounds[chunk + 1];
+            for (int c = c0; c < c1; c++)
             {
-                int c = k * I + i;
-                MatchCell(m, c, k, gts, ev.GtOrder.AsSpan(ev.GtCellStart[c], ev.GtCellStart[c + 1] - ev.GtCellStart[c]),
+                MatchCell(m, c, c / I, gts, ev.GtOrder.AsSpan(ev.GtCellStart[c], ev.GtCellStart[c + 1] - ev.GtCellStart[c]),
                     dts, dtOrder.AsSpan(dtCellStart[c], dtCellStart[c + 1] - dtCellStart[c]), s);
             }
             return s;
@@ -104,7 +118,7 @@ internal static class CocoMatcher
             // Ground truths that are not ignored first, then the ignored ones; each group in given order.
             int n = 0;
             for (int g = 0; g < G; g++) if (!GtIgnored(gts[gtIdx[g]], lo, hi)) perm[n++] = g;
-            m.NotIgnored[k * CocoEvalParams.A + a] += n;
+            if (n > 0) Interlocked.Add(ref m.NotIgnored[k * CocoEvalParams.A + a], n);
             for (int g = 0; g < G; g++) if (GtIgnored(gts[gtIdx[g]], lo, hi)) perm[n++] = g;
             for (int p = 0; p < G; p++) ignore[p] = GtIgnored(gts[gtIdx[perm[p]]], lo, hi);
             for (int t = 0; t < T; t++)
