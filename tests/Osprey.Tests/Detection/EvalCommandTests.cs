@@ -63,3 +63,48 @@ public sealed class EvalCommandTests : IDisposable
         }
     }
 }
+
+public sealed class EvalCommandLineTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("osprey-evalcli-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, true);
+
+    [Fact]
+    public void Command_line_writes_json_and_plots_and_fails_cleanly_on_bad_input()
+    {
+        string gt = RepoPaths.Fixture("coco", "empty_images", "gt.json"), dt = RepoPaths.Fixture("coco", "empty_images", "dt.json");
+        string json = Path.Combine(_dir, "s.json"), plots = Path.Combine(_dir, "p");
+        var output = new StringWriter();
+        var saved = Console.Out;
+        Console.SetOut(output);
+        int rc;
+        try { rc = Osprey.Cli.Program.Main(["eval", "--annotations", gt, "--detections", dt, "--json", json, "--plots", plots]); }
+        finally { Console.SetOut(saved); }
+        Assert.Equal(0, rc);
+        var r = CocoEvaluator.EvaluateFiles(gt, dt);
+        Assert.Contains(r.SummaryText(), output.ToString(), StringComparison.Ordinal);
+        Assert.True(File.Exists(json));
+        Assert.True(File.Exists(Path.Combine(plots, "pr_all.png")));
+
+        var bad = Path.Combine(_dir, "bad.json");
+        File.WriteAllText(bad, "[{\"image_id\": 1000, \"category_id\": 1, \"bbox\": [1, 2, 3]");
+        var err = new StringWriter();
+        var savedErr = Console.Error;
+        Console.SetError(err);
+        try { rc = Osprey.Cli.Program.Main(["eval", "--annotations", gt, "--detections", bad]); }
+        finally { Console.SetError(savedErr); }
+        Assert.Equal(2, rc);
+        Assert.Contains("bad.json", err.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Ground_truth_without_annotations_gives_minus_one_everywhere()
+    {
+        var gt = new CocoGroundTruth([new CocoImage(1, 10, 10, "")], [new CocoCategory(3, "c", "")], []);
+        var r = new CocoEvaluator(gt).Evaluate([new CocoDetection(1, 3, 0, 0, 5, 5, 0.9)]);
+        Assert.All(r.Stats, s => Assert.Equal(-1.0, s));
+        var none = new CocoEvaluator(new CocoGroundTruth([], [], [])).Evaluate([]);
+        Assert.All(none.Stats, s => Assert.Equal(-1.0, s));
+    }
+}
