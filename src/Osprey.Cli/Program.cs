@@ -7,6 +7,7 @@ public static class Program
 {
     public static int Main(string[] args)
     {
+        Osprey.Cuda.CudaBackend.Register();
         var root = new RootCommand("Osprey: GPU object detection for .NET")
         {
             InfoCommand.Create(),
