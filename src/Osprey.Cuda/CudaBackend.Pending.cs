@@ -19,8 +19,6 @@ public sealed partial class CudaBackend
     public void TopK(Tensor x, int k, int axis, bool largest, Tensor values, Tensor indices) => throw new NotImplementedException("cuda topk");
     public void Gather(Tensor x, int axis, Tensor index, Tensor y) => throw new NotImplementedException("cuda gather");
     public void IndexSelect(Tensor x, int axis, Tensor index, Tensor y) => throw new NotImplementedException("cuda index_select");
-    public void MatMul(Tensor a, Tensor b, bool transposeA, bool transposeB, Epilogue epilogue, Tensor y) => throw new NotImplementedException("cuda matmul");
-    public void Conv2d(Tensor x, Tensor weight, Conv2dParams p, Epilogue epilogue, Tensor y) => throw new NotImplementedException("cuda conv2d");
     public void Pool2d(PoolKind kind, Tensor x, Pool2dParams p, Tensor y) => throw new NotImplementedException("cuda pool2d");
     public void Resize(ResizeMode mode, Tensor x, Tensor y) => throw new NotImplementedException("cuda resize");
 }
