@@ -123,40 +123,51 @@ internal static class GpuLibsBench
         return (times[Samples / 2], reps);
     }
 
-    /// <summary>Seeded normal-ish values (sum of uniforms) uploaded in the dtype and memory format.</summary>
+    /// <summary>
+    /// Seeded normal-ish values (sum of four uniforms, unit variance) uploaded in the dtype. A channels_last
+    /// tensor is uploaded as [N, H, W, C] and permuted to logical [N, C, H, W] (a view: no GPU copy).
+    /// </summary>
     private static Tensor RandomTensor(IBackend backend, Shape shape, DType dtype, MemoryFormat format, int seed, float scale)
     {
-        var rng = new Random(seed);
+        var upload = format == MemoryFormat.ChannelsLast ? new Shape(shape[0], shape[2], shape[3], shape[1]) : shape;
         long n = shape.Numel;
+        ulong state = 0x9E3779B97F4A7C15UL * (ulong)(seed + 1);
+        float Next()
+        {
+            float sum = 0;
+            for (int i = 0; i < 4; i++)
+            {
+                state ^= state << 13; state ^= state >> 7; state ^= state << 17;
+                sum += (state >> 40) * (1f / (1 << 24));
+            }
+            return (sum - 2f) * 1.7320508f * scale;
+        }
         Tensor t;
         switch (dtype)
         {
             case DType.Float16:
             {
                 var v = new Half[n];
-                for (long i = 0; i < n; i++) v[i] = (Half)(Normal(rng) * scale);
-                t = Tensor.FromSpan<Half>(v, shape, backend.Device);
+                for (long i = 0; i < n; i++) v[i] = (Half)Next();
+                t = Tensor.FromSpan<Half>(v, upload, backend.Device);
                 break;
             }
             case DType.BFloat16:
             {
                 var v = new BFloat16[n];
-                for (long i = 0; i < n; i++) v[i] = BFloat16.FromFloat(Normal(rng) * scale);
-                t = Tensor.FromSpan<BFloat16>(v, shape, backend.Device);
+                for (long i = 0; i < n; i++) v[i] = BFloat16.FromFloat(Next());
+                t = Tensor.FromSpan<BFloat16>(v, upload, backend.Device);
                 break;
             }
             default:
             {
                 var v = new float[n];
-                for (long i = 0; i < n; i++) v[i] = Normal(rng) * scale;
-                t = Tensor.FromSpan<float>(v, shape, backend.Device);
+                for (long i = 0; i < n; i++) v[i] = Next();
+                t = Tensor.FromSpan<float>(v, upload, backend.Device);
                 break;
             }
         }
         if (format == MemoryFormat.Contiguous) return t;
-        using (t) return Op.Contiguous(t, format);
+        using (t) return t.Permute(0, 3, 1, 2);
     }
-
-    private static float Normal(Random rng) =>
-        (float)(rng.NextDouble() + rng.NextDouble() + rng.NextDouble() + rng.NextDouble() - 2.0) * 1.7320508f;
 }

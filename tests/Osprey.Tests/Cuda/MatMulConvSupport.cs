@@ -30,21 +30,54 @@ internal static class MatMulConvSupport
     /// <summary>A CPU fp32 tensor (row-major) holding the values.</summary>
     public static Tensor Cpu(float[] values, Shape shape) => Tensor.FromSpan<float>(values, shape);
 
-    /// <summary>The same values on the GPU in the given dtype and memory format.</summary>
+    /// <summary>
+    /// The same values (logical row-major order) on the GPU in the given dtype and memory format. A
+    /// channels_last tensor is uploaded in NHWC order and permuted (a view), so no GPU kernel is involved.
+    /// </summary>
     public static Tensor OnGpu(float[] values, Shape shape, DType dtype, MemoryFormat format = MemoryFormat.Contiguous)
     {
-        Tensor dense = dtype switch
-        {
-            DType.Float16 => Tensor.FromSpan<Half>(Array.ConvertAll(values, v => (Half)v), shape, Gpu.Device),
-            DType.BFloat16 => Tensor.FromSpan<BFloat16>(Array.ConvertAll(values, BFloat16.FromFloat), shape, Gpu.Device),
-            _ => Tensor.FromSpan<float>(values, shape, Gpu.Device),
-        };
-        if (format == MemoryFormat.Contiguous) return dense;
-        using (dense) return Op.Contiguous(dense, format);
+        if (format == MemoryFormat.Contiguous) return Upload(values, shape, dtype);
+        int n = shape[0], c = shape[1], h = shape[2], w = shape[3];
+        using var nhwc = Upload(ToNhwc(values, n, c, h, w), new Shape(n, h, w, c), dtype);
+        return nhwc.Permute(0, 3, 1, 2);
     }
 
-    /// <summary>Downloads any float tensor to fp32 values in logical row-major order.</summary>
-    public static float[] Download(Tensor t) => t.DType switch
+    private static Tensor Upload(float[] values, Shape shape, DType dtype) => dtype switch
+    {
+        DType.Float16 => Tensor.FromSpan<Half>(Array.ConvertAll(values, v => (Half)v), shape, Gpu.Device),
+        DType.BFloat16 => Tensor.FromSpan<BFloat16>(Array.ConvertAll(values, BFloat16.FromFloat), shape, Gpu.Device),
+        _ => Tensor.FromSpan<float>(values, shape, Gpu.Device),
+    };
+
+    private static float[] ToNhwc(float[] nchw, int n, int c, int h, int w)
+    {
+        var r = new float[nchw.Length];
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < c; j++)
+                for (int y = 0; y < h; y++)
+                    for (int x = 0; x < w; x++)
+                        r[((i * h + y) * w + x) * c + j] = nchw[((i * c + j) * h + y) * w + x];
+        return r;
+    }
+
+    /// <summary>Downloads a float tensor dense in NCHW or NHWC to fp32 values in logical row-major (NCHW) order, without GPU kernels.</summary>
+    public static float[] Download(Tensor t)
+    {
+        if (t.IsContiguous()) return Raw(t);
+        Assert.True(t.Rank == 4 && t.IsContiguous(MemoryFormat.ChannelsLast), $"tensor {t.Shape} is neither NCHW- nor NHWC-dense");
+        int n = t.Shape[0], c = t.Shape[1], h = t.Shape[2], w = t.Shape[3];
+        using var nhwc = t.Permute(0, 2, 3, 1);
+        var v = Raw(nhwc);
+        var r = new float[v.Length];
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < c; j++)
+                for (int y = 0; y < h; y++)
+                    for (int x = 0; x < w; x++)
+                        r[((i * c + j) * h + y) * w + x] = v[((i * h + y) * w + x) * c + j];
+        return r;
+    }
+
+    private static float[] Raw(Tensor t) => t.DType switch
     {
         DType.Float16 => Array.ConvertAll(t.ToArray<Half>(), h => (float)h),
         DType.BFloat16 => Array.ConvertAll(t.ToArray<BFloat16>(), b => b.ToFloat()),
@@ -52,14 +85,15 @@ internal static class MatMulConvSupport
     };
 
     /// <summary>
-    /// Fills a block of the caching allocator with NaN and frees it, so that an output of the same size
-    /// allocated next most likely reuses poisoned memory: an element the kernel forgets to write stays NaN.
+    /// Uploads NaN into a block of the caching allocator and frees it, so that an output of the same size
+    /// allocated next most likely reuses poisoned memory: an element the library forgets to write stays NaN.
     /// </summary>
     public static void Poison(long elements, DType dtype)
     {
         if (elements == 0) return;
-        using var t = Tensor.Empty(new Shape(checked((int)elements)), dtype, Gpu.Device);
-        t.Backend.Fill(t, double.NaN);
+        var nan = new float[elements];
+        Array.Fill(nan, float.NaN);
+        using var t = Upload(nan, new Shape(checked((int)elements)), dtype);
         t.Backend.Synchronize();
     }
 
