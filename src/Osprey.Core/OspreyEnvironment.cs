@@ -37,6 +37,9 @@ public static class OspreyEnvironment
     /// <summary>OSPREY_KERNEL_CACHE=0 turns the on-disk kernel cache off (every process compiles afresh).</summary>
     public static bool KernelCacheEnabled => Get("OSPREY_KERNEL_CACHE") is not ("0" or "false" or "off");
 
+    /// <summary>OSPREY_CUDA_POISON=1 fills every new device allocation with 0xFF bytes (NaN / -1), so tests catch unwritten outputs.</summary>
+    public static bool PoisonDeviceMemory => Get("OSPREY_CUDA_POISON") is "1" or "true" or "on";
+
     private static string? Get(string name) => Environment.GetEnvironmentVariable(name) is { Length: > 0 } v ? v : null;
 
     private static string[] Split(string? value) =>

@@ -18,6 +18,7 @@ public sealed partial class CudaBackend : IBackend
 {
     private readonly CudaContext _context;
     private readonly PinnedStaging _staging;
+    private readonly bool _poison;
     private bool _disposed;
 
     public CudaBackend(int index)
@@ -29,6 +30,7 @@ public sealed partial class CudaBackend : IBackend
         Allocator = new CachingAllocator(_context, Memory);
         _staging = new PinnedStaging(_context);
         Kernels = new KernelCache(_context, Info.Architecture);
+        _poison = OspreyEnvironment.PoisonDeviceMemory;
     }
 
     /// <summary>Registers the CUDA provider with <see cref="BackendRegistry"/> (devices open lazily, on first use).</summary>
@@ -70,13 +72,15 @@ public sealed partial class CudaBackend : IBackend
     public CudaGraph CaptureGraph(Action body)
     {
         _context.MakeCurrent();
-        return CudaGraph.Capture(Stream, body);
+        return CudaGraph.Capture(Stream, Allocator, body);
     }
 
     public nint Alloc(long bytes)
     {
         _context.MakeCurrent();
-        return (nint)Allocator.Allocate(bytes, Stream.Handle);
+        ulong p = Allocator.Allocate(bytes, Stream.Handle);
+        if (_poison && bytes > 0) CuDriver.Check(CuDriver.cuMemsetD8Async(p, 0xFF, (nuint)bytes, Stream.Handle));
+        return (nint)p;
     }
 
     public void Free(Storage storage)

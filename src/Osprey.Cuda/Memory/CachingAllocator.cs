@@ -1,3 +1,4 @@
+using System.Globalization;
 using Osprey.Core;
 using Osprey.Core.Backends;
 using Osprey.Cuda.Native;
@@ -24,6 +25,7 @@ public sealed class CachingAllocator : IDisposable
     private readonly Lock _lock = new();
     private readonly Dictionary<(nint Stream, long Bin), Stack<ulong>> _free = [];
     private long _reserved, _cached;
+    private List<(ulong Pointer, long Bin, nint Stream)>? _captureHold;
     private bool _disposed;
 
     public CachingAllocator(CudaContext context, MemoryStats stats)
@@ -86,10 +88,48 @@ public sealed class CachingAllocator : IDisposable
         }
         lock (_lock)
         {
-            if (!_free.TryGetValue((stream, bin), out var list)) _free[(stream, bin)] = list = new Stack<ulong>();
-            list.Push(pointer);
-            _cached += bin;
+            if (_captureHold is not null) { _captureHold.Add((pointer, bin, stream)); return; }
+            Push(pointer, bin, stream);
         }
+    }
+
+    private void Push(ulong pointer, long bin, nint stream)
+    {
+        if (!_free.TryGetValue((stream, bin), out var list)) _free[(stream, bin)] = list = new Stack<ulong>();
+        list.Push(pointer);
+        _cached += bin;
+    }
+
+    /// <summary>
+    /// From now until <see cref="EndCapture"/>, freed blocks are held back instead of cached: a CUDA graph
+    /// being captured keeps using its intermediates' memory on every replay, so they must not be reused.
+    /// </summary>
+    public void BeginCapture()
+    {
+        lock (_lock)
+        {
+            if (_captureHold is not null) throw new InvalidOperationException("a graph capture is already in progress on this device");
+            _captureHold = [];
+        }
+    }
+
+    /// <summary>Ends a capture and returns the blocks freed during it; the graph hands them back with <see cref="ReleaseHeld"/> when disposed.</summary>
+    public IReadOnlyList<(ulong Pointer, long Bin, nint Stream)> EndCapture()
+    {
+        lock (_lock)
+        {
+            var held = _captureHold ?? [];
+            _captureHold = null;
+            return held;
+        }
+    }
+
+    /// <summary>Returns blocks held by a disposed graph to the cache.</summary>
+    public void ReleaseHeld(IReadOnlyList<(ulong Pointer, long Bin, nint Stream)> held)
+    {
+        ArgumentNullException.ThrowIfNull(held);
+        lock (_lock)
+            foreach (var (p, bin, stream) in held) Push(p, bin, stream);
     }
 
     private ulong AllocateFromDriver(long bytes, long bin, nint stream)
@@ -110,13 +150,15 @@ public sealed class CachingAllocator : IDisposable
     private void ThrowOutOfMemory(long bytes)
     {
         CuDriver.cuMemGetInfo(out nuint free, out nuint total);
-        throw new OutOfDeviceMemoryException(
-            $"cuda:{_context.Index}: out of memory: requested {bytes:N0} bytes ({Mib(bytes)}), {(long)free:N0} bytes free ({Mib((long)free)}) " +
-            $"of {(long)total:N0} ({Mib((long)total)}); {_stats.LiveBytes:N0} bytes held by live tensors. " +
-            "Try a smaller batch size (or smaller images), or free tensors you no longer need.");
+        var inv = CultureInfo.InvariantCulture;
+        string message = string.Create(inv, $"cuda:{_context.Index}: out of memory: requested {bytes:N0} bytes ({Mib(bytes)}), ") +
+            string.Create(inv, $"{(long)free:N0} bytes free ({Mib((long)free)}) of {(long)total:N0} ({Mib((long)total)}); ") +
+            string.Create(inv, $"{_stats.LiveBytes:N0} bytes held by live tensors, {CachedBytes:N0} cached. ") +
+            "Try a smaller batch size (or smaller images), or free tensors you no longer need.";
+        throw new OutOfDeviceMemoryException(message);
     }
 
-    private static string Mib(long b) => $"{b / (1024.0 * 1024.0):F1} MiB";
+    private static string Mib(long b) => string.Create(CultureInfo.InvariantCulture, $"{b / (1024.0 * 1024.0):F1} MiB");
 
     /// <summary>Waits for <paramref name="stream"/> and returns every cached block to the driver.</summary>
     public void EmptyCache(nint stream)
