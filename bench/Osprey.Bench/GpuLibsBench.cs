@@ -82,7 +82,7 @@ internal static class GpuLibsBench
             row["count"] = count;
             if (backend.ConvChoiceFor(x, w, p) is { } choice)
             {
-                row["algo"] = choice.Algo;
+                row["algo"] = choice.Engine;
                 row["workspace_mib"] = Math.Round(choice.WorkspaceBytes / 1048576.0, 2);
                 row["cudnn_find_ms"] = Math.Round(choice.MeasuredMs, 4);
             }

@@ -12,7 +12,7 @@ export DOTNET_ROOT=/tmp/dn DOTNET_ROLL_FORWARD=Major DOTNET_CLI_TELEMETRY_OPTOUT
 DN=/tmp/dn/dotnet
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu,power.draw --format=csv | tee "$OUT/gpu.txt"
 if [ "$what" = tests ] || [ "$what" = all ]; then
-  ( cd "$P/tests" && timeout 300 $DN "$P/xunit/xunit.console.dll" Osprey.Tests.dll \
+  ( cd "$P/tests" && timeout 200 $DN "$P/xunit/xunit.console.dll" Osprey.Tests.dll \
       -class Osprey.Tests.Cuda.MatMulGpuTests -class Osprey.Tests.Cuda.ConvGpuTests -class Osprey.Tests.Cuda.MatMulConvErrorTests \
       -xml "$OUT/tests.xml" -parallel none > "$OUT/tests.log" 2>&1 )
   echo "tests exit $?"
@@ -22,10 +22,10 @@ fi
 if [ "$what" = bench ] || [ "$what" = all ]; then
   cd "$P"
   rm -f "$OUT/osprey.jsonl"
-  timeout 240 $DN bench/Osprey.Bench.dll gpu-libs --convs gpu/resnet50_convs.json --out "$OUT/osprey.jsonl" > "$OUT/osprey.log" 2>&1; echo "osprey exit $?"
-  timeout 60 $DN bench/Osprey.Bench.dll gpu-libs --tf32 --out "$OUT/osprey.jsonl" >> "$OUT/osprey.log" 2>&1; echo "osprey tf32 exit $?"
+  timeout 150 $DN bench/Osprey.Bench.dll gpu-libs --convs gpu/resnet50_convs.json --out "$OUT/osprey.jsonl" > "$OUT/osprey.log" 2>&1; echo "osprey exit $?"
+  timeout 40 $DN bench/Osprey.Bench.dll gpu-libs --tf32 --out "$OUT/osprey.jsonl" >> "$OUT/osprey.log" 2>&1; echo "osprey tf32 exit $?"
   tail -3 "$OUT/osprey.log"
-  timeout 240 python3 gpu/torch_libs.py --convs gpu/resnet50_convs.json --out "$OUT/torch.jsonl" > "$OUT/torch.log" 2>&1; echo "torch exit $?"
+  timeout 150 python3 gpu/torch_libs.py --convs gpu/resnet50_convs.json --out "$OUT/torch.jsonl" > "$OUT/torch.log" 2>&1; echo "torch exit $?"
   tail -2 "$OUT/torch.log"
   python3 gpu/compare.py "$OUT/osprey.jsonl" "$OUT/torch.jsonl" | tee "$OUT/table.md"
 fi

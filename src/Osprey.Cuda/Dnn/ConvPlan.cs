@@ -8,7 +8,18 @@ internal readonly record struct ConvKey(
     DType DType, bool Nhwc, bool Tf32,
     int N, int C, int H, int W,
     int O, int KH, int KW,
-    int StrideH, int StrideW, int PadH, int PadW, int DilationH, int DilationW, int Groups);
+    int StrideH, int StrideW, int PadH, int PadW, int DilationH, int DilationW, int Groups,
+    int Alignment, ConvFusion Fusion);
+
+/// <summary>Epilogue steps a backend-API graph may fuse after the convolution: y = relu?(conv + bias? + residual?).</summary>
+[Flags]
+internal enum ConvFusion
+{
+    None = 0,
+    Bias = 1,
+    Residual = 2,
+    Relu = 4,
+}
 
 /// <summary>
 /// cuDNN descriptors for one <see cref="ConvKey"/> and the forward algorithm chosen by measurement
@@ -26,6 +37,13 @@ internal sealed unsafe class ConvPlan : IDisposable
     /// <summary>Set when cudnnConvolutionBiasActivationForward answered NOT_SUPPORTED for this plan; the plan then runs the unfused sequence.</summary>
     public bool FusedUnsupported { get; set; }
     public bool Searched { get; private set; }
+    /// <summary>The backend-API plan that runs the convolution itself, when cuDNN offered one (fp16/bf16, or fp32 with TF32).</summary>
+    public GraphConv? Graph { get; set; }
+
+    /// <summary>What runs this shape, for reports: the backend-API plan or the legacy algorithm.</summary>
+    public string Describe() => Graph is { } g
+        ? $"graph API{(g.Fused != ConvFusion.None ? $" fused {g.Fused}" : "")} ({g.Candidates} plans timed)"
+        : $"legacy {Algo}";
 
     public ConvPlan(CuDnn dnn, in ConvKey k)
     {
@@ -118,6 +136,8 @@ internal sealed unsafe class ConvPlan : IDisposable
 
     public void Dispose()
     {
+        Graph?.Dispose();
+        Graph = null;
         if (X != 0) _dnn.DestroyTensorDescriptor(X);
         if (Y != 0) _dnn.DestroyTensorDescriptor(Y);
         if (Bias != 0) _dnn.DestroyTensorDescriptor(Bias);

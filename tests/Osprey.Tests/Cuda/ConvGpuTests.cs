@@ -71,11 +71,18 @@ public class ConvGpuTests
     [GpuFact]
     public void Conv2d_fp16_nhwc_bias_relu_residual_runs_fused()
     {
-        var backend = (Osprey.Cuda.CudaBackend)BackendRegistry.Get(Gpu.Device);
+        var backend = Gpu.Backend;
         long before = backend.ConvFusedFallbacks;
         Check(DType.Float16, true, 4, 64, 14, 14, 64, 3, 3, Conv2dParams.Square(1, 1), Epi.BiasResidualRelu, seed: 9);
         Check(DType.Float16, true, 4, 64, 14, 14, 256, 1, 1, Conv2dParams.Square(1, 0), Epi.BiasRelu, seed: 10);
         Assert.Equal(before, backend.ConvFusedFallbacks);
+        // the plan that ran computes the epilogue inside cuDNN's graph
+        using var x = OnGpu(Values(1, 4 * 64 * 14 * 14, DType.Float16), new Shape(4, 64, 14, 14), DType.Float16, MemoryFormat.ChannelsLast);
+        using var w = OnGpu(Values(2, 64 * 64 * 9, DType.Float16), new Shape(64, 64, 3, 3), DType.Float16, MemoryFormat.ChannelsLast);
+        var choice = backend.ConvChoiceFor(x, w, Conv2dParams.Square(1, 1),
+            Osprey.Cuda.Dnn.ConvFusion.Bias | Osprey.Cuda.Dnn.ConvFusion.Residual | Osprey.Cuda.Dnn.ConvFusion.Relu);
+        Assert.NotNull(choice);
+        Assert.Contains("fused", choice.Value.Engine, StringComparison.Ordinal);
     }
 
     [GpuFact]

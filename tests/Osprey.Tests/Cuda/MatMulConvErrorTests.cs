@@ -15,15 +15,21 @@ public class MatMulConvErrorTests
     {
         _ = Gpu.Backend;
         var lt = new CuBlasLt(NativeLibraries.Load(NativeLibraries.CublasLt));
+        nint created;
+        lt.Check(lt.MatmulDescCreate(&created, CublasComputeType.Compute32F, CudaDataType.R32F));
+        nint desc = created;
+        // an attribute buffer of the wrong size is CUBLAS_STATUS_INVALID_VALUE
         var e = Assert.Throws<CudaException>(() =>
         {
-            nint layout;
-            lt.Check(lt.MatrixLayoutCreate(&layout, (CudaDataType)12345, 4, 4, 4));
+            byte one = 1;
+            lt.Check(lt.MatmulDescSetAttribute(desc, CublasLtMatmulDescAttribute.TransA, &one, 1));
         });
+        lt.MatmulDescDestroy(desc);
         Assert.Equal("cublasLt", e.Library);
         Assert.StartsWith("CUBLAS_STATUS_", e.CodeName, StringComparison.Ordinal);
         Assert.NotEqual(0, e.Code);
-        Assert.Contains("MatrixLayoutCreate", e.Call, StringComparison.Ordinal);
+        Assert.Equal("CUBLAS_STATUS_INVALID_VALUE", e.CodeName);
+        Assert.Contains("MatmulDescSetAttribute", e.Call, StringComparison.Ordinal);
         Assert.Contains(e.CodeName, e.Message, StringComparison.Ordinal);
     }
 
