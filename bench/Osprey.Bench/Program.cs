@@ -1,3 +1,41 @@
-if (args is ["gpu-libs", ..]) return Osprey.Bench.GpuLibsBench.Run(args[1..]);
-Console.WriteLine("see osprey bench");
-return 0;
+using System.Globalization;
+using Osprey.Bench;
+
+// osprey benchmarks: `Osprey.Bench <mode> [options]`, one line per mode below.
+//   cpu [--json FILE] [--runs N] [--no-torch]: SGEMM GFLOPS and ResNet-50 forward latency on the CPU backend,
+//       side by side with PyTorch (bench/cpu/torch_cpu.py, run with /usr/bin/python3 in the same invocation).
+//   gpu-core [--torch FILE]: element-wise bandwidth vs device-to-device copy, small-op launch overhead with and
+//       without a CUDA graph; FILE is bench/gpu/core_bench.py's output (PyTorch's numbers for the same ops).
+//   gpu-libs [--convs FILE] [--gemm N] [--tf32] [--out FILE]: cuBLASLt GEMM and cuDNN ResNet-50 convolutions
+//       (bench/gpu/run-libs.sh runs it and bench/gpu/torch_libs.py on the GPU host and prints the comparison).
+return args.FirstOrDefault() switch
+{
+    "cpu" => Cpu(args),
+    "gpu-core" => GpuCoreBench.Run(args[1..]),
+    "gpu-libs" => GpuLibsBench.Run(args[1..]),
+    _ => Usage(),
+};
+
+static int Usage()
+{
+    Console.Error.WriteLine("usage: Osprey.Bench <mode> [options]; modes: cpu, gpu-core, gpu-libs");
+    return 2;
+}
+
+static int Cpu(string[] args)
+{
+    var options = new CpuBenchOptions();
+    for (int i = 1; i < args.Length; i++)
+    {
+        switch (args[i])
+        {
+            case "--json" when i + 1 < args.Length: options = options with { JsonPath = args[++i] }; break;
+            case "--runs" when i + 1 < args.Length: options = options with { Runs = int.Parse(args[++i], CultureInfo.InvariantCulture) }; break;
+            case "--no-torch": options = options with { Torch = false }; break;
+            default:
+                Console.Error.WriteLine($"cpu: unknown or incomplete option '{args[i]}'");
+                return 2;
+        }
+    }
+    return CpuBench.Run(options);
+}

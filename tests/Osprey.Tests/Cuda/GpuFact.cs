@@ -10,6 +10,8 @@ public static class Gpu
     private static readonly Lazy<string?> s_skip = new(() =>
     {
         CudaBackend.Register();
+        // new device allocations are filled with 0xFF (NaN / -1) so that unwritten outputs fail the checks
+        Environment.SetEnvironmentVariable("OSPREY_CUDA_POISON", "1");
         try
         {
             if (!CudaBackend.IsAvailable(out string reason)) return $"no CUDA GPU: {reason}";
