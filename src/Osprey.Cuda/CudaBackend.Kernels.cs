@@ -8,8 +8,14 @@ public sealed partial class CudaBackend
 {
     private const int Block = 256;
 
-    /// <summary>Kernel name suffix of each dtype, indexed by (int)DType.</summary>
-    private static readonly string[] s_suffix = ["f32", "f16", "bf16", "i8", "u8", "i32", "i64", "b8"];
+    /// <summary>Kernel name suffix of each dtype, indexed by (int)DType. A holder class, so that static
+    /// initializers in other partial files (which run in file order) never see it unset.</summary>
+    private static string[] s_suffix => DTypeSuffixes.Names;
+
+    private static class DTypeSuffixes
+    {
+        public static readonly string[] Names = ["f32", "f16", "bf16", "i8", "u8", "i32", "i64", "b8"];
+    }
 
     /// <summary>prefix + dtype suffix for every dtype, built once so launches do not allocate names.</summary>
     internal static string[] NamesByDType(string prefix) => Array.ConvertAll(s_suffix, s => prefix + s);
