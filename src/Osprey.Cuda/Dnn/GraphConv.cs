@@ -18,7 +18,8 @@ internal readonly record struct ConvBuffers(nint X, nint W, nint Y, nint Bias, n
 internal sealed unsafe class GraphConv : IDisposable
 {
     private const long UidX = 1, UidW = 2, UidY = 3, UidBias = 4, UidResidual = 5, UidVirtual = 100;
-    private const int MaxCandidates = 24;
+    // candidates per heuristic mode: engines that compile at plan time (runtime fusion) cost about a second each
+    private const int MaxCandidates = 8;
 
     private readonly CuDnnGraph _g;
     private readonly List<nint> _owned = [];
