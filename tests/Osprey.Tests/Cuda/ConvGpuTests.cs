@@ -96,12 +96,28 @@ public class ConvGpuTests
         using var wt = OnGpu(wv, new Shape(16, 8, 3, 3), DType.Float16, MemoryFormat.ChannelsLast);
         using var b = OnGpu(bv, new Shape(16), DType.Float16);
         var p = Conv2dParams.Square(1, 1);
-        var epi = new Epilogue(b, null, UnaryKind.Silu);
+        // fp16 NHWC through a fused cuDNN graph (bias + ReLU), a workspace per call from the allocator
+        var epi = new Epilogue(b, null, UnaryKind.Relu);
         using (Op.Conv2d(x, wt, p, epi)) { }
         backend.Synchronize();
         long live = backend.Memory.LiveBytes, allocations = backend.Memory.LiveAllocations;
         for (int i = 0; i < 3000; i++)
             using (Op.Conv2d(x, wt, p, epi)) { }
+        backend.Synchronize();
+        Assert.Equal(live, backend.Memory.LiveBytes);
+        Assert.Equal(allocations, backend.Memory.LiveAllocations);
+
+        // exact fp32 NCHW: the legacy API's fused bias + ReLU
+        using var x32 = OnGpu(Values(5, 2 * 8 * 9 * 9, DType.Float32), new Shape(2, 8, 9, 9), DType.Float32);
+        using var w32 = OnGpu(Values(6, 16 * 8 * 3 * 3, DType.Float32), new Shape(16, 8, 3, 3), DType.Float32);
+        using var b32 = OnGpu(Values(7, 16, DType.Float32), new Shape(16), DType.Float32);
+        var epi32 = new Epilogue(b32, null, UnaryKind.Relu);
+        using (Op.Conv2d(x32, w32, p, epi32)) { }
+        backend.Synchronize();
+        live = backend.Memory.LiveBytes;
+        allocations = backend.Memory.LiveAllocations;
+        for (int i = 0; i < 2000; i++)
+            using (Op.Conv2d(x32, w32, p, epi32)) { }
         backend.Synchronize();
         Assert.Equal(live, backend.Memory.LiveBytes);
         Assert.Equal(allocations, backend.Memory.LiveAllocations);
