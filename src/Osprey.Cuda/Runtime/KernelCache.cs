@@ -63,7 +63,7 @@ public sealed unsafe class KernelCache : IDisposable
         }
     }
 
-    private string[] Options => [$"--gpu-architecture={_arch}", "--std=c++17", "-default-device", "--use_fast_math=false", "-lineinfo"];
+    private string[] Options => [$"--gpu-architecture={_arch}", "--std=c++17", "-default-device", "-lineinfo"];
 
     private byte[] Cubin(string name, string source)
     {
