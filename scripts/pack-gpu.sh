@@ -33,7 +33,8 @@ if [ ! -f "$XUNIT/xunit.console.dll" ]; then
 XML
   dotnet restore "$TMP/fetch/fetch.csproj" -nologo -v q
 fi
-cp -r "$XUNIT" "$TMP/app/xunit"
+# the runner goes beside the tests: AppContext.BaseDirectory (where tests find their fixtures) is the runner's folder
+cp -rn "$XUNIT"/. "$TMP/app/tests/"
 
 DOTNET_HOME=$(dirname "$(readlink -f "$(command -v dotnet)")")
 RT=$(ls -d "$DOTNET_HOME"/shared/Microsoft.NETCore.App/10.* | sort -V | tail -1)

@@ -35,7 +35,7 @@ for step in "${STEPS[@]}"; do
   case "$step" in
     info) run_step info bash -c "'$WORK/app/osprey/osprey' info 2>&1 | tee '$OUT/info.txt'; exit \${PIPESTATUS[0]}" ;;
     doctor) run_step doctor bash -c "'$WORK/app/osprey/osprey' doctor 2>&1 | tee '$OUT/doctor.txt'; exit \${PIPESTATUS[0]}" ;;
-    tests) run_step tests bash -c "cd '$WORK/app/tests' && '$DOTNET_ROOT/dotnet' '$WORK/app/xunit/xunit.console.dll' Osprey.Tests.dll \
+    tests) run_step tests bash -c "cd '$WORK/app/tests' && '$DOTNET_ROOT/dotnet' xunit.console.dll Osprey.Tests.dll \
         -xml '$OUT/tests.xml' -html '$OUT/tests.html' -parallel none -noshadow > '$OUT/tests.txt' 2>&1; rc=\$?; \
         grep -E '\\[FAIL\\]|Total:' '$OUT/tests.txt' | head -60; exit \$rc" ;;
     bench-core) run_step bench-core bash -c "'$PY' '$PACK/bench/gpu/core_bench.py' > '$OUT/torch-core.json' || echo 'torch side failed' >&2; \

@@ -17,7 +17,7 @@ public sealed partial class CudaBackend
     {
         var names = new string[8, 8];
         for (int s = 0; s < 8; s++)
-            for (int d = 0; d < 8; d++) names[s, d] = $"{prefix}{s_suffix[s]}_{s_suffix[d]}";
+            for (int d = 0; d < 8; d++) names[s, d] = $"{prefix}{Suffixes[s]}_{Suffixes[d]}";
         return names;
     }
 

@@ -8,17 +8,16 @@ public sealed partial class CudaBackend
 {
     private const int Block = 256;
 
-    /// <summary>Kernel name suffix of each dtype, indexed by (int)DType. A holder class, so that static
-    /// initializers in other partial files (which run in file order) never see it unset.</summary>
-    private static string[] s_suffix => DTypeSuffixes.Names;
-
-    private static class DTypeSuffixes
-    {
-        public static readonly string[] Names = ["f32", "f16", "bf16", "i8", "u8", "i32", "i64", "b8"];
-    }
+    /// <summary>Kernel name suffix of each dtype, indexed by (int)DType (a property: the partial files' static fields initialise in no set order).</summary>
+    internal static ReadOnlySpan<string> Suffixes => (string[])["f32", "f16", "bf16", "i8", "u8", "i32", "i64", "b8"];
 
     /// <summary>prefix + dtype suffix for every dtype, built once so launches do not allocate names.</summary>
-    internal static string[] NamesByDType(string prefix) => Array.ConvertAll(s_suffix, s => prefix + s);
+    internal static string[] NamesByDType(string prefix)
+    {
+        var names = new string[Suffixes.Length];
+        for (int i = 0; i < names.Length; i++) names[i] = prefix + Suffixes[i];
+        return names;
+    }
 
     /// <summary>prefix + element size (1, 2, 4, 8), indexed by log2 of the size.</summary>
     internal static string[] NamesBySize(string prefix, string suffix = "") => [prefix + "1" + suffix, prefix + "2" + suffix, prefix + "4" + suffix, prefix + "8" + suffix];

@@ -63,7 +63,6 @@ public sealed unsafe class KernelCache : IDisposable
         }
     }
 
-    // no fast math is NVRTC's default; "--use_fast_math=false" is not an option it accepts (NVRTC_ERROR_INVALID_OPTION)
     private string[] Options => [$"--gpu-architecture={_arch}", "--std=c++17", "-default-device", "-lineinfo"];
 
     private byte[] Cubin(string name, string source)

@@ -65,11 +65,16 @@ public static class HostRef
         _ => throw new ArgumentOutOfRangeException(nameof(op)),
     };
 
-    /// <summary>erf to ~1e-15 by its Taylor series (|x| &lt; 3) or continued fraction tail.</summary>
+    /// <summary>erf in double: its Taylor series for |x| &lt; 2.5, else 1 - erfc by the continued fraction (no cancellation either way).</summary>
     public static double Erf(double x)
     {
         double ax = Math.Abs(x);
-        if (ax > 6) return Math.Sign(x);
+        if (ax >= 2.5)
+        {
+            double f = ax;
+            for (int k = 80; k >= 1; k--) f = ax + k / 2.0 / f;
+            return Math.Sign(x) * (1 - Math.Exp(-ax * ax) / (Math.Sqrt(Math.PI) * f));
+        }
         double sum = 0, term = ax;
         for (int n = 0; n < 200; n++)
         {
