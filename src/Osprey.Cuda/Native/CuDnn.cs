@@ -4,10 +4,11 @@ using System.Runtime.InteropServices;
 namespace Osprey.Cuda.Native;
 
 // cuDNN 9 (libcudnn.so.9, the shim that loads libcudnn_cnn/ops/graph on demand) through unmanaged
-// function pointers. We use the "legacy" convolution API of cudnn_cnn.h (descriptors, Find/Get algorithm,
-// cudnnConvolutionForward, cudnnConvolutionBiasActivationForward), which cuDNN 9 still ships and which is
-// implemented on the same engines as the graph API. Values are those of cudnn_graph.h / cudnn_ops.h /
-// cudnn_cnn.h in cuDNN 9.
+// function pointers: the "legacy" descriptor API of cudnn_cnn.h / cudnn_ops.h (tensor, filter and
+// convolution descriptors, Find, cudnnConvolutionForward, cudnnConvolutionBiasActivationForward,
+// cudnnAddTensor, cudnnActivationForward). CudaBackend.Conv2d runs exact fp32 on it; fp16/bf16/TF32 go
+// through the backend (graph) API in CuDnnGraph.cs, whose engines are several times faster on Hopper.
+// Values are those of cudnn_graph.h / cudnn_ops.h / cudnn_cnn.h in cuDNN 9.
 
 internal enum CudnnDataType
 {
