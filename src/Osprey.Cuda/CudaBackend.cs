@@ -123,6 +123,7 @@ public sealed partial class CudaBackend : IBackend
         _disposed = true;
         _context.MakeCurrent();
         Stream.Synchronize();
+        DisposeLibraries();
         Kernels.Dispose();
         _staging.Dispose();
         Allocator.Dispose();
