@@ -57,5 +57,6 @@ tar -C "$TMP/app" -cf - . | xz -T0 -6 > "$OUTDIR/app.tar.xz"
 cp "$ROOT/scripts/run-gpu.sh" "$OUTDIR/"
 mkdir -p "$OUTDIR/bench/gpu"
 cp "$ROOT"/bench/gpu/*.py "$OUTDIR/bench/gpu/"
+cp "$ROOT"/bench/gpu/*.json "$OUTDIR/bench/gpu/" 2>/dev/null || true
 du -sh "$OUTDIR"/* | sed 's/^/[pack] /'
 echo "[pack] done: $OUTDIR ($(du -sh "$OUTDIR" | cut -f1)); run it there with: bash $(basename "$OUTDIR")/run-gpu.sh"

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs on the GPU host, from a pack built by scripts/pack-gpu.sh (no .NET needed there):
-#   bash PACK/run-gpu.sh [steps...]      steps: info doctor tests bench-core (default: all, in that order)
-# Unpacks the runtime and the apps, then runs each step with its output under $OUT (default ./gpu-results):
-# info.txt, doctor.txt, tests.txt + tests.xml + tests.html (xunit), torch-core.json + bench-core.md, summary.txt.
+#   bash PACK/run-gpu.sh [steps...]   steps: info doctor tests bench-core bench-libs (default: all, in that order)
+# Unpacks the runtime and the apps, then runs each step with its output under $OUT (default ./gpu-results),
+# eight files at most: info.txt, doctor.txt, tests.txt + tests.xml + tests.html (xunit), bench.md (the
+# benchmark tables: gpu-core, then gpu-libs), bench-raw.tar.gz (raw JSON and logs of both sides), summary.txt.
 # Prints a summary table last. Exit status: non-zero if any step failed.
 set -uo pipefail
 PACK=$(cd "$(dirname "$0")" && pwd)
@@ -15,8 +16,12 @@ tar -xJf "$PACK/app.tar.xz" -C "$WORK/app"
 export DOTNET_ROOT="$WORK/dotnet" DOTNET_ROLL_FORWARD=Major DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 export OSPREY_CACHE_DIR=${OSPREY_CACHE_DIR:-$WORK/cache}
 PY=${PYTHON:-python3}
+rm -f "$OUT/bench.md"
+RAW="$WORK/raw"
+rm -rf "$RAW" && mkdir -p "$RAW"
+export PYTHONUNBUFFERED=1
 STEPS=("$@")
-[ ${#STEPS[@]} -eq 0 ] && STEPS=(info doctor tests bench-core)
+[ ${#STEPS[@]} -eq 0 ] && STEPS=(info doctor tests bench-core bench-libs)
 SUMMARY=()
 FAILED=0
 
@@ -38,12 +43,20 @@ for step in "${STEPS[@]}"; do
     tests) run_step tests bash -c "cd '$WORK/app/tests' && '$DOTNET_ROOT/dotnet' xunit.console.dll Osprey.Tests.dll \
         -xml '$OUT/tests.xml' -html '$OUT/tests.html' -parallel none -noshadow > '$OUT/tests.txt' 2>&1; rc=\$?; \
         grep -E '\\[FAIL\\]|Total:' '$OUT/tests.txt' | head -60; exit \$rc" ;;
-    bench-core) run_step bench-core bash -c "'$PY' '$PACK/bench/gpu/core_bench.py' > '$OUT/torch-core.json' || echo 'torch side failed' >&2; \
-        '$DOTNET_ROOT/dotnet' '$WORK/app/bench/Osprey.Bench.dll' gpu-core --torch '$OUT/torch-core.json' 2>&1 | tee '$OUT/bench-core.md'; exit \${PIPESTATUS[0]}" ;;
-    *) echo "unknown step '$step' (info, doctor, tests, bench-core)" >&2; FAILED=1 ;;
+    bench-core) run_step bench-core bash -c "'$PY' '$PACK/bench/gpu/core_bench.py' > '$RAW/torch-core.json' || echo 'torch side failed' >&2; \
+        '$DOTNET_ROOT/dotnet' '$WORK/app/bench/Osprey.Bench.dll' gpu-core --torch '$RAW/torch-core.json' 2>&1 | tee -a '$OUT/bench.md'; exit \${PIPESTATUS[0]}" ;;
+    # cuBLASLt/cuDNN benchmarks (cuda-libs): Osprey's gpu-libs mode, then torch_libs.py, then the comparison table
+    bench-libs) run_step bench-libs bash -c "cd '$PACK/bench/gpu' && \
+        timeout 200 '$DOTNET_ROOT/dotnet' '$WORK/app/bench/Osprey.Bench.dll' gpu-libs --convs resnet50_convs.json --out '$RAW/osprey-libs.jsonl' > '$RAW/osprey-libs.log' 2>&1; a=\$?; \
+        timeout 60 '$DOTNET_ROOT/dotnet' '$WORK/app/bench/Osprey.Bench.dll' gpu-libs --tf32 --out '$RAW/osprey-libs.jsonl' >> '$RAW/osprey-libs.log' 2>&1; b=\$?; \
+        timeout 200 '$PY' torch_libs.py --convs resnet50_convs.json --out '$RAW/torch-libs.jsonl' > '$RAW/torch-libs.log' 2>&1; c=\$?; \
+        echo; '$PY' compare.py '$RAW/osprey-libs.jsonl' '$RAW/torch-libs.jsonl' | tee -a '$OUT/bench.md'; \
+        echo \"gpu-libs exit \$a, gpu-libs --tf32 exit \$b, torch_libs.py exit \$c\"; [ \$a -eq 0 ] && [ \$b -eq 0 ] && [ \$c -eq 0 ]" ;;
+    *) echo "unknown step '$step' (info, doctor, tests, bench-core, bench-libs)" >&2; FAILED=1 ;;
   esac
 done
 
+tar -C "$RAW" -czf "$OUT/bench-raw.tar.gz" . 2>/dev/null
 {
   echo "| step        | exit | time   |"
   echo "|-------------|------|--------|"

@@ -76,8 +76,8 @@ public sealed partial class CudaBackend
         _context.MakeCurrent();
         var l = KernelLayout.Of("cast", y, x);
         int s = (int)x.DType, d = (int)y.DType;
-        if (l.IsContiguous(2))
-            Launch.Kernel(Fn("cast", s_castContig[s, d]), GridFor(n), Block, 0, Stream, Ptr(x), Ptr(y), n);
+        if (l.IsContiguous(2) && Aligned16(x) && Aligned16(y))
+            Launch.Kernel(Fn("cast", s_castContig[s, d]), GridFor(Math.Max(n / 8, 1)), Block, 0, Stream, Ptr(x), Ptr(y), n);
         else
             Launch.Kernel(Fn("cast", s_castStrided[s, d]), GridFor(n), Block, 0, Stream, Ptr(x), Ptr(y), l, n);
     }

@@ -58,9 +58,10 @@ __device__ __forceinline__ i64 apply(int op, i64 a, i64 b) { return binary_i<i64
 template <typename T, typename O> struct Out { __device__ static O make(typename Num<T>::C r) { return Num<T>::from(r); } };
 template <typename T> struct Out<T, bool> { __device__ static bool make(typename Num<T>::C r) { return r != 0; } };
 
-// Contiguous a, b, y (16-byte aligned): packs of 16 bytes of the input type.
-template <typename T, typename O>
-__device__ void binary_contig(const T* __restrict__ a, const T* __restrict__ b, O* __restrict__ y, i64 n, int op)
+// Contiguous a, b, y (16-byte aligned): packs of 16 bytes of the input type. OP is a template argument
+// (binary_contig/binary_scalar below switch once per launch) so that the per-element switch folds away.
+template <typename T, typename O, int op>
+__device__ void binary_contig_op(const T* __restrict__ a, const T* __restrict__ b, O* __restrict__ y, i64 n)
 {
     typedef Num<T> N;
     const int V = 16 / sizeof(T);
@@ -87,8 +88,8 @@ __device__ void binary_contig(const T* __restrict__ a, const T* __restrict__ b, 
 }
 
 // Contiguous x and y, the other operand one value (a scalar broadcast); scalarFirst puts it on the left.
-template <typename T, typename O>
-__device__ void binary_scalar(const T* __restrict__ x, const T* __restrict__ s, O* __restrict__ y, i64 n, int op, int scalarFirst)
+template <typename T, typename O, int op>
+__device__ void binary_scalar_op(const T* __restrict__ x, const T* __restrict__ s, O* __restrict__ y, i64 n, int scalarFirst)
 {
     typedef Num<T> N;
     typedef typename Num<T>::C C;
@@ -125,6 +126,22 @@ __device__ void binary_scalar(const T* __restrict__ x, const T* __restrict__ s, 
         C v = N::to(x[i]);
         y[i] = Out<T, O>::make(scalarFirst ? apply(op, sv, v) : apply(op, v, sv));
     }
+}
+
+#define CONTIG_CASE(K) case K: binary_contig_op<T, O, K>(a, b, y, n); break;
+#define SCALAR_CASE(K) case K: binary_scalar_op<T, O, K>(x, s, y, n, scalarFirst); break;
+template <typename T, typename O>
+__device__ void binary_contig(const T* __restrict__ a, const T* __restrict__ b, O* __restrict__ y, i64 n, int op)
+{
+    if constexpr (Same<O, bool>::value) { switch (op) { CONTIG_CASE(7) CONTIG_CASE(8) CONTIG_CASE(9) CONTIG_CASE(10) CONTIG_CASE(11) CONTIG_CASE(12) } }
+    else { switch (op) { CONTIG_CASE(0) CONTIG_CASE(1) CONTIG_CASE(2) CONTIG_CASE(3) CONTIG_CASE(4) CONTIG_CASE(5) CONTIG_CASE(6) } }
+}
+
+template <typename T, typename O>
+__device__ void binary_scalar(const T* __restrict__ x, const T* __restrict__ s, O* __restrict__ y, i64 n, int op, int scalarFirst)
+{
+    if constexpr (Same<O, bool>::value) { switch (op) { SCALAR_CASE(7) SCALAR_CASE(8) SCALAR_CASE(9) SCALAR_CASE(10) SCALAR_CASE(11) SCALAR_CASE(12) } }
+    else { switch (op) { SCALAR_CASE(0) SCALAR_CASE(1) SCALAR_CASE(2) SCALAR_CASE(3) SCALAR_CASE(4) SCALAR_CASE(5) SCALAR_CASE(6) } }
 }
 
 // Any layout (broadcast dimensions have stride 0): operands y, a, b.

@@ -18,10 +18,22 @@ __device__ __forceinline__ D convert(S s)
     }
 }
 
+// Contiguous, 16-byte aligned x and y: eight elements per thread per step (vector loads and stores), then a tail.
 template <typename S, typename D>
 __device__ void cast_contig(const S* __restrict__ x, D* __restrict__ y, i64 n)
 {
-    for (i64 i = global_id(); i < n; i += grid_size()) y[i] = convert<S, D>(x[i]);
+    i64 chunks = n / 8;
+    const Chunk<S>* xc = (const Chunk<S>*)x;
+    Chunk<D>* yc = (Chunk<D>*)y;
+    for (i64 i = global_id(); i < chunks; i += grid_size())
+    {
+        Chunk<S> a = xc[i];
+        Chunk<D> b;
+#pragma unroll
+        for (int k = 0; k < 8; k++) b.v[k] = convert<S, D>(a.v[k]);
+        yc[i] = b;
+    }
+    for (i64 i = chunks * 8 + global_id(); i < n; i += grid_size()) y[i] = convert<S, D>(x[i]);
 }
 
 // Operands y, x.

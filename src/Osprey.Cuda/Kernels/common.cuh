@@ -38,7 +38,8 @@ template <> struct Num<bool>          { typedef int C;   static const bool F = f
 struct Layout
 {
     int rank;
-    int pad;
+    int small;          // 1 when the walk has fewer than 2^32 elements: index arithmetic in 32 bits
+
     i64 shape[MAX_RANK];
     i64 stride[MAX_OPERANDS][MAX_RANK];
 };
@@ -49,6 +50,19 @@ __device__ __forceinline__ void offsets(const Layout& L, i64 idx, i64 (&off)[N])
 {
 #pragma unroll
     for (int j = 0; j < N; j++) off[j] = 0;
+    if (L.small)
+    {
+        unsigned u = (unsigned)idx;
+        for (int d = L.rank - 1; d >= 0; d--)
+        {
+            unsigned s = (unsigned)L.shape[d];
+            unsigned c = u % s;
+            u /= s;
+#pragma unroll
+            for (int j = 0; j < N; j++) off[j] += (i64)c * L.stride[j][d];
+        }
+        return;
+    }
     for (int d = L.rank - 1; d >= 0; d--)
     {
         i64 s = L.shape[d];
@@ -64,6 +78,9 @@ template <typename A> struct Same<A, A> { static const bool value = true; };
 
 // 16-byte packs for vectorised contiguous paths.
 template <typename T> struct alignas(16) Pack { T v[16 / sizeof(T)]; };
+
+// Eight elements, aligned to their size (at most 16 bytes), for paths whose two sides differ in element size.
+template <typename T> struct alignas(sizeof(T) * 8 < 16 ? sizeof(T) * 8 : 16) Chunk { T v[8]; };
 
 __device__ __forceinline__ i64 global_id() { return (i64)blockIdx.x * blockDim.x + threadIdx.x; }
 __device__ __forceinline__ i64 grid_size() { return (i64)gridDim.x * blockDim.x; }

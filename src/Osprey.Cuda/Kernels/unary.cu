@@ -19,15 +19,16 @@ __device__ __forceinline__ float unary_f(int op, float x, float a, float b)
     case U_HARDSIGMOID: return is_nan(x) ? x : fminf(fmaxf(x / 6.f + 0.5f, 0.f), 1.f);
     case U_HARDSWISH: return is_nan(x) ? x : x * fminf(fmaxf(x / 6.f + 0.5f, 0.f), 1.f);
     case U_TANH: return tanhf(x);
-    case U_GELU: return 0.5f * x * (1.f + erff(x * 0.70710678118654752f));
+    case U_GELU: return 0.5f * x * erfcf(-x * 0.70710678118654752f);   // = 0.5x(1 + erf(x/sqrt2)), without cancellation for x < 0
     case U_CLAMP: return is_nan(x) ? x : fminf(fmaxf(x, a), b);
     default: return qnan();
     }
 }
 
 // Contiguous x and y, 16-byte aligned: one 16-byte pack per thread per step, then a scalar tail.
-template <typename T>
-__device__ void unary_contig(const T* __restrict__ x, T* __restrict__ y, i64 n, int op, float a, float b)
+// OP is a template argument so that the per-element switch folds away.
+template <typename T, int OP>
+__device__ void unary_contig_op(const T* __restrict__ x, T* __restrict__ y, i64 n, float a, float b)
 {
     typedef Num<T> N;
     const int V = 16 / sizeof(T);
@@ -38,10 +39,21 @@ __device__ void unary_contig(const T* __restrict__ x, T* __restrict__ y, i64 n, 
     {
         Pack<T> p = xp[i], q;
 #pragma unroll
-        for (int k = 0; k < V; k++) q.v[k] = N::from(unary_f(op, N::to(p.v[k]), a, b));
+        for (int k = 0; k < V; k++) q.v[k] = N::from(unary_f(OP, N::to(p.v[k]), a, b));
         yp[i] = q;
     }
-    for (i64 i = packs * V + global_id(); i < n; i += grid_size()) y[i] = N::from(unary_f(op, N::to(x[i]), a, b));
+    for (i64 i = packs * V + global_id(); i < n; i += grid_size()) y[i] = N::from(unary_f(OP, N::to(x[i]), a, b));
+}
+
+#define UNARY_CASE(K) case K: unary_contig_op<T, K>(x, y, n, a, b); break;
+template <typename T>
+__device__ void unary_contig(const T* __restrict__ x, T* __restrict__ y, i64 n, int op, float a, float b)
+{
+    switch (op)
+    {
+        UNARY_CASE(0) UNARY_CASE(1) UNARY_CASE(2) UNARY_CASE(3) UNARY_CASE(4) UNARY_CASE(5) UNARY_CASE(6) UNARY_CASE(7)
+        UNARY_CASE(8) UNARY_CASE(9) UNARY_CASE(10) UNARY_CASE(11) UNARY_CASE(12) UNARY_CASE(13) UNARY_CASE(14) UNARY_CASE(15)
+    }
 }
 
 // Any layout: operand 0 is y, operand 1 is x.

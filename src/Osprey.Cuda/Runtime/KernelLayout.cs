@@ -17,7 +17,9 @@ public unsafe struct KernelLayout
     public const int MaxOperands = 4;
 
     public int Rank;
-    private int _pad;
+
+    /// <summary>1 when the walk covers fewer than 2^32 elements, so kernels can do index arithmetic in 32 bits.</summary>
+    public int Small;
     public fixed long Shape[MaxRank];
     public fixed long Strides[MaxOperands * MaxRank];
 
@@ -68,7 +70,9 @@ public unsafe struct KernelLayout
         }
         if (r > MaxRank)
             OpArgumentException.Throw(op, $"the CUDA backend walks at most {MaxRank} non-mergeable dimensions; shape [{string.Join(", ", shape.ToArray())}] needs {r}");
-        var l = new KernelLayout { Rank = r };
+        long numel = 1;
+        for (int d = 0; d < r; d++) numel *= dims[d];
+        var l = new KernelLayout { Rank = r, Small = numel <= uint.MaxValue ? 1 : 0 };
         for (int d = 0; d < r; d++)
         {
             l.Shape[d] = dims[d];
