@@ -13,6 +13,8 @@ public sealed partial class CudaBackend
     private static readonly string[] s_binaryContig = NamesByDType("binary_contig_");
     private static readonly string[] s_binaryScalar = NamesByDType("binary_scalar_");
     private static readonly string[] s_binaryStrided = NamesByDType("binary_strided_");
+    private static readonly string[] s_binaryBcast = NamesByDType("binary_bcast_");
+    private static readonly string[] s_compareBcast = NamesByDType("compare_bcast_");
     private static readonly string[] s_compareContig = NamesByDType("compare_contig_");
     private static readonly string[] s_compareScalar = NamesByDType("compare_scalar_");
     private static readonly string[] s_compareStrided = NamesByDType("compare_strided_");
@@ -60,7 +62,43 @@ public sealed partial class CudaBackend
             Launch.Kernel(Fn("binary", (compare ? s_compareScalar : s_binaryScalar)[t]), grid, Block, 0, Stream, Ptr(b), Ptr(a), Ptr(y), n, (int)op, 1);
             return;
         }
+        // one operand a dense vector repeated along the walk (row bias, NCHW channel bias) over a dense other
+        for (int j = 1; j <= 2; j++)
+        {
+            Tensor x = j == 2 ? a : b, s = j == 2 ? b : a;
+            if (n < int.MaxValue && IsPeriodic(l, j, out uint inner, out uint period)
+                && KernelLayout.Of("binary", y, x).IsContiguous(2) && Aligned16(x) && Aligned16(y))
+            {
+                Launch.Kernel(Fn("binary", (compare ? s_compareBcast : s_binaryBcast)[t]), grid, Block, 0, Stream,
+                    Ptr(x), Ptr(s), Ptr(y), n, (int)op, inner, period, j == 1 ? 1 : 0);
+                return;
+            }
+        }
         Launch.Kernel(Fn("binary", (compare ? s_compareStrided : s_binaryStrided)[t]), GridFor(n), Block, 0, Stream, Ptr(a), Ptr(b), Ptr(y), l, n, (int)op);
+    }
+
+    /// <summary>
+    /// True when operand j of the walk reads a dense run of `period` elements repeated over the rest: it moves
+    /// (with stride 1) along exactly one merged dimension d and is broadcast along all others. Then element e of
+    /// a row-major walk reads its element (e / inner) % period, with inner the size of the dimensions after d.
+    /// </summary>
+    private static unsafe bool IsPeriodic(in KernelLayout l, int j, out uint inner, out uint period)
+    {
+        inner = period = 0;
+        int moving = -1;
+        for (int d = 0; d < l.Rank; d++)
+        {
+            long st = l.Stride(j, d);
+            if (st == 0) continue;
+            if (st != 1 || moving >= 0) return false;
+            moving = d;
+        }
+        if (moving < 0) return false;
+        long inn = 1;
+        for (int d = moving + 1; d < l.Rank; d++) inn *= l.Shape[d];
+        inner = (uint)inn;
+        period = (uint)l.Shape[moving];
+        return true;
     }
 
     public void Where(Tensor condition, Tensor a, Tensor b, Tensor y)

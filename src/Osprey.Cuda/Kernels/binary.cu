@@ -128,8 +128,54 @@ __device__ void binary_scalar_op(const T* __restrict__ x, const T* __restrict__ 
     }
 }
 
+// Contiguous x and y; the other operand s is a dense vector of `period` values repeated along the walk:
+// element e of x pairs with s[(e / inner) % period] (a row bias has inner = 1, an NCHW channel bias
+// inner = H*W). n < 2^32 here, so index arithmetic is 32-bit: one division per pack, then a carry.
+template <typename T, typename O, int op>
+__device__ void binary_bcast_op(const T* __restrict__ x, const T* __restrict__ s, O* __restrict__ y, i64 n,
+                                unsigned inner, unsigned period, int sFirst)
+{
+    typedef Num<T> N;
+    typedef typename Num<T>::C C;
+    const int V = 16 / sizeof(T);
+    unsigned packs = (unsigned)(n / V);
+    const Pack<T>* xp = (const Pack<T>*)x;
+    for (unsigned i = (unsigned)global_id(); i < packs; i += (unsigned)grid_size())
+    {
+        unsigned e = i * V;
+        unsigned q = e / inner, r = e - q * inner, j = q % period;
+        Pack<T> px = xp[i];
+        O out[V];
+#pragma unroll
+        for (int k = 0; k < V; k++)
+        {
+            C v = N::to(px.v[k]), b = N::to(s[j]);
+            out[k] = Out<T, O>::make(sFirst ? apply(op, b, v) : apply(op, v, b));
+            if (++r == inner) { r = 0; if (++j == period) j = 0; }
+        }
+        if constexpr (Same<T, O>::value)
+        {
+            Pack<T> qv;
+#pragma unroll
+            for (int k = 0; k < V; k++) qv.v[k] = out[k];
+            ((Pack<T>*)y)[i] = qv;
+        }
+        else
+        {
+#pragma unroll
+            for (int k = 0; k < V; k++) y[e + k] = out[k];
+        }
+    }
+    for (unsigned e = packs * V + (unsigned)global_id(); e < (unsigned)n; e += (unsigned)grid_size())
+    {
+        C v = N::to(x[e]), b = N::to(s[(e / inner) % period]);
+        y[e] = Out<T, O>::make(sFirst ? apply(op, b, v) : apply(op, v, b));
+    }
+}
+
 #define CONTIG_CASE(K) case K: binary_contig_op<T, O, K>(a, b, y, n); break;
 #define SCALAR_CASE(K) case K: binary_scalar_op<T, O, K>(x, s, y, n, scalarFirst); break;
+#define BCAST_CASE(K) case K: binary_bcast_op<T, O, K>(x, s, y, n, inner, period, sFirst); break;
 template <typename T, typename O>
 __device__ void binary_contig(const T* __restrict__ a, const T* __restrict__ b, O* __restrict__ y, i64 n, int op)
 {
@@ -142,6 +188,13 @@ __device__ void binary_scalar(const T* __restrict__ x, const T* __restrict__ s, 
 {
     if constexpr (Same<O, bool>::value) { switch (op) { SCALAR_CASE(7) SCALAR_CASE(8) SCALAR_CASE(9) SCALAR_CASE(10) SCALAR_CASE(11) SCALAR_CASE(12) } }
     else { switch (op) { SCALAR_CASE(0) SCALAR_CASE(1) SCALAR_CASE(2) SCALAR_CASE(3) SCALAR_CASE(4) SCALAR_CASE(5) SCALAR_CASE(6) } }
+}
+
+template <typename T, typename O>
+__device__ void binary_bcast(const T* __restrict__ x, const T* __restrict__ s, O* __restrict__ y, i64 n, int op, unsigned inner, unsigned period, int sFirst)
+{
+    if constexpr (Same<O, bool>::value) { switch (op) { BCAST_CASE(7) BCAST_CASE(8) BCAST_CASE(9) BCAST_CASE(10) BCAST_CASE(11) BCAST_CASE(12) } }
+    else { switch (op) { BCAST_CASE(0) BCAST_CASE(1) BCAST_CASE(2) BCAST_CASE(3) BCAST_CASE(4) BCAST_CASE(5) BCAST_CASE(6) } }
 }
 
 // Any layout (broadcast dimensions have stride 0): operands y, a, b.
@@ -160,6 +213,8 @@ __device__ void binary_strided(const T* __restrict__ a, const T* __restrict__ b,
 #define BINARY(T, S) \
     extern "C" __global__ void binary_contig_##S(const T* a, const T* b, T* y, i64 n, int op) { binary_contig<T, T>(a, b, y, n, op); } \
     extern "C" __global__ void binary_scalar_##S(const T* x, const T* s, T* y, i64 n, int op, int f) { binary_scalar<T, T>(x, s, y, n, op, f); } \
+    extern "C" __global__ void binary_bcast_##S(const T* x, const T* s, T* y, i64 n, int op, unsigned in, unsigned p, int f) { binary_bcast<T, T>(x, s, y, n, op, in, p, f); } \
+    extern "C" __global__ void compare_bcast_##S(const T* x, const T* s, bool* y, i64 n, int op, unsigned in, unsigned p, int f) { binary_bcast<T, bool>(x, s, y, n, op, in, p, f); } \
     extern "C" __global__ void binary_strided_##S(const T* a, const T* b, T* y, Layout L, i64 n, int op) { binary_strided<T, T>(a, b, y, L, n, op); } \
     extern "C" __global__ void compare_contig_##S(const T* a, const T* b, bool* y, i64 n, int op) { binary_contig<T, bool>(a, b, y, n, op); } \
     extern "C" __global__ void compare_scalar_##S(const T* x, const T* s, bool* y, i64 n, int op, int f) { binary_scalar<T, bool>(x, s, y, n, op, f); } \

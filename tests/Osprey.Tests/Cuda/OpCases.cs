@@ -50,7 +50,9 @@ public static class OpCases
 
     public static IEnumerable<OpCase> Binary()
     {
-        (int[] A, int[] B)[] shapes = [([1031], [1031]), ([7, 13], [13]), ([7, 1], [1, 13]), ([3, 5, 257], []), ([], [3, 5, 257]), ([0, 5], [5]), ([1], [1]), ([2, 3, 4, 5], [3, 1, 5])];
+        (int[] A, int[] B)[] shapes = [([1031], [1031]), ([7, 13], [13]), ([7, 1], [1, 13]), ([3, 5, 257], []), ([], [3, 5, 257]), ([0, 5], [5]), ([1], [1]), ([2, 3, 4, 5], [3, 1, 5]),
+            // a dense vector repeated along the walk (the periodic-broadcast kernel): row and NCHW channel biases, either side
+            ([33, 64], [64]), ([13], [7, 13]), ([2, 5, 7, 9], [5, 1, 1]), ([3, 17, 11, 8], [17, 1, 1]), ([5, 1, 1], [2, 5, 3, 3])];
         DType[] types = [DType.Float32, DType.Float16, DType.BFloat16, DType.Int32, DType.Int64, DType.UInt8, DType.Int8];
         int seed = 5000;
         foreach (BinaryOp op in Enum.GetValues<BinaryOp>())
