@@ -59,7 +59,7 @@ public static class BoxOps
     /// torchvision's transform.postprocess (resize_boxes): boxes found on a <paramref name="resized"/> input go back to
     /// the <paramref name="original"/> image, scaled by original / resized per axis in float32.
     /// </summary>
-    public static Detection Rescale(Detection d, ImageSize resized, ImageSize original)
+    public static DetectedObject Rescale(DetectedObject d, ImageSize resized, ImageSize original)
     {
         float rh = (float)original.Height / resized.Height, rw = (float)original.Width / resized.Width;
         return d with { X1 = d.X1 * rw, Y1 = d.Y1 * rh, X2 = d.X2 * rw, Y2 = d.Y2 * rh };

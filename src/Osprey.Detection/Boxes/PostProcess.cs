@@ -1,7 +1,7 @@
 namespace Osprey.Detection.Boxes;
 
 /// <summary>
-/// Detection post-processing settings. <see cref="RetinaNetTorchvision"/> and <see cref="Ssd300Torchvision"/>
+/// DetectedObject post-processing settings. <see cref="RetinaNetTorchvision"/> and <see cref="Ssd300Torchvision"/>
 /// reproduce torchvision's defaults exactly; <see cref="Odtk"/> uses NVIDIA ODTK's inference defaults.
 /// </summary>
 /// <param name="ScoreThreshold">Candidates need a score strictly greater than this (compared in float32, as torch).</param>
@@ -63,7 +63,7 @@ public abstract class PostProcessorBase
     }
 
     /// <summary>Batched NMS over the candidates; appends the best <see cref="PostProcessOptions.DetectionsPerImage"/> to output.</summary>
-    private protected void Finish(List<Detection> output)
+    private protected void Finish(List<DetectedObject> output)
     {
         if (Keep.Length < Count) Keep = new int[Math.Max(Count, Keep.Length * 2)];
         int kept = Count == 0 ? 0 : Nms.Batched(Boxes.AsSpan(0, Count * 4), Scores.AsSpan(0, Count), Labels.AsSpan(0, Count),
@@ -72,7 +72,7 @@ public abstract class PostProcessorBase
         for (int k = 0; k < kept; k++)
         {
             int i = Keep[k];
-            output.Add(new Detection(Boxes[i * 4], Boxes[i * 4 + 1], Boxes[i * 4 + 2], Boxes[i * 4 + 3], Scores[i], Labels[i]));
+            output.Add(new DetectedObject(Boxes[i * 4], Boxes[i * 4 + 1], Boxes[i * 4 + 2], Boxes[i * 4 + 3], Scores[i], Labels[i]));
         }
         Count = 0;
     }
@@ -91,7 +91,7 @@ public sealed class RetinaNetPostProcessor(PostProcessOptions options, BoxCoder 
     public BoxCoder Coder { get; } = coder;
 
     public void Run(ReadOnlySpan<float> logits, ReadOnlySpan<float> regression, ReadOnlySpan<float> anchors,
-        ReadOnlySpan<int> anchorsPerLevel, int classes, ImageSize imageSize, List<Detection> output)
+        ReadOnlySpan<int> anchorsPerLevel, int classes, ImageSize imageSize, List<DetectedObject> output)
     {
         ArgumentNullException.ThrowIfNull(output);
         int total = 0;
@@ -178,7 +178,7 @@ public sealed class SsdPostProcessor(PostProcessOptions options, BoxCoder coder)
     public BoxCoder Coder { get; } = coder;
 
     public void Run(ReadOnlySpan<float> logits, ReadOnlySpan<float> regression, ReadOnlySpan<float> anchors, int classes,
-        ImageSize imageSize, List<Detection> output)
+        ImageSize imageSize, List<DetectedObject> output)
     {
         ArgumentNullException.ThrowIfNull(output);
         int n = anchors.Length / 4;

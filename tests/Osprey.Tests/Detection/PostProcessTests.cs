@@ -1,6 +1,6 @@
 using System.Text.Json;
 using Osprey.Detection.Boxes;
-using Det = Osprey.Detection.Boxes.Detection;
+using Det = Osprey.Detection.Boxes.DetectedObject;
 using Osprey.Tests.Support;
 
 namespace Osprey.Tests.Detection;
