@@ -10,6 +10,7 @@ public static class Program
         var root = new RootCommand("Osprey: GPU object detection for .NET")
         {
             InfoCommand.Create(),
+            InferCommand.Create(),
         };
         return root.Parse(args).Invoke();
     }
