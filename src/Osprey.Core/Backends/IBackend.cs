@@ -52,7 +52,11 @@ public interface IBackend : IDisposable
     /// <summary>y = op(x). x any strides; y contiguous, same shape and dtype (floating).</summary>
     void Unary(UnaryOp op, Tensor x, Tensor y);
 
-    /// <summary>y = a op b. a and b are already expanded to y's shape (broadcast dimensions have stride 0) and share a dtype; y has that dtype, or bool for comparisons.</summary>
+    /// <summary>
+    /// y = a op b. a and b are already expanded to y's shape (broadcast dimensions have stride 0) and share a dtype; y has that dtype, or bool for comparisons.
+    /// Integer dtypes keep their dtype: div truncates toward zero (torch.div(rounding_mode='trunc'), not PyTorch's true-division `/`),
+    /// arithmetic wraps, a zero divisor or a negative integer exponent throws <see cref="OpArgumentException"/>. Bool supports only eq and ne.
+    /// </summary>
     void Binary(BinaryOp op, Tensor a, Tensor b, Tensor y);
 
     /// <summary>y = cond ? a : b. All three expanded to y's shape; cond is bool.</summary>

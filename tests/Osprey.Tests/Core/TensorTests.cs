@@ -2,9 +2,11 @@ using Osprey.Core;
 using Osprey.Core.Backends;
 using Osprey.Core.Ops;
 using Osprey.Core.Tensors;
+using Osprey.Tests.Support;
 
 namespace Osprey.Tests.Core;
 
+[Collection(MemoryCountersCollection.MemoryCounters)]
 public class TensorTests
 {
     private static float[] Iota(int n) => Enumerable.Range(0, n).Select(i => (float)i).ToArray();

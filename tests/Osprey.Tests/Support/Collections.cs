@@ -1,0 +1,11 @@
+namespace Osprey.Tests.Support;
+
+/// <summary>
+/// Tests that assert on the process-wide CPU memory counters (live allocations) must not run while
+/// other test classes allocate: this collection runs on its own, after the parallel ones.
+/// </summary>
+[CollectionDefinition(MemoryCounters, DisableParallelization = true)]
+public sealed class MemoryCountersCollection
+{
+    public const string MemoryCounters = "memory counters";
+}
