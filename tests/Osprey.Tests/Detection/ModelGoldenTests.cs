@@ -21,9 +21,7 @@ public class ModelGoldenTests
         "retinanet_resnet18_fpn", "retinanet_resnet34_fpn", "retinanet_resnet50_fpn", "retinanet_resnet101_fpn", "retinanet_resnet152_fpn", "ssd300_vgg16",
     };
 
-    internal const string NeedsKernels = "needs the CPU conv/pool/resize/elementwise kernels (cpu-ops, gemm-conv branches), not yet on main";
-
-    [Theory(Skip = NeedsKernels)]
+    [Theory]
     [MemberData(nameof(Archs))]
     public void Model_matches_torchvision(string arch)
     {
