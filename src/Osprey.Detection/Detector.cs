@@ -1,5 +1,6 @@
 using Osprey.Core;
 using Osprey.Core.IO;
+using Osprey.Core.Ops;
 using Osprey.Core.Tensors;
 using Osprey.Detection.Boxes;
 using Osprey.Detection.Models;
@@ -12,6 +13,9 @@ namespace Osprey.Detection;
 public sealed record DetectorOptions
 {
     public Device Device { get; init; } = Device.Cpu;
+
+    /// <summary>Activation layout of the network. Channels-last (NHWC) is the CPU backend's fast convolution path.</summary>
+    public MemoryFormat Format { get; init; } = MemoryFormat.ChannelsLast;
     public ResizePolicy? Resize { get; init; }
     public PostProcessOptions? PostProcess { get; init; }
 }
@@ -76,7 +80,7 @@ public sealed class Detector : IDisposable
         var model = arch.Create();
         try
         {
-            model.Load(weights, source, options.Device);
+            model.Load(weights, source, options.Device, options.Format);
             return new Detector(arch, model, options);
         }
         catch
@@ -100,7 +104,8 @@ public sealed class Detector : IDisposable
     public IReadOnlyList<DetectedObject>[] Detect(IReadOnlyList<RgbImage> images)
     {
         using var batch = _pre.Batch(images);
-        using var heads = _model.Forward(batch.Images);
+        using var input = Op.Contiguous(batch.Images, _model.Format);
+        using var heads = _model.Forward(input);
         return PostProcessBatch(heads, batch);
     }
 
@@ -110,7 +115,8 @@ public sealed class Detector : IDisposable
         var batch = _pre.Batch(images);
         try
         {
-            return (batch, _model.Forward(batch.Images, keepFeatures));
+            using var input = Op.Contiguous(batch.Images, _model.Format);
+            return (batch, _model.Forward(input, keepFeatures));
         }
         catch
         {

@@ -64,9 +64,16 @@ public static class InferRunner
                         }
                         if (images.Count > 0)
                         {
-                            var dets = detector.Detect(images);
-                            for (int i = 0; i < dets.Length; i++)
-                                foreach (var d in dets[i]) results.Add((imageIds[i], d));
+                            try
+                            {
+                                var dets = detector.Detect(images);
+                                for (int i = 0; i < dets.Length; i++)
+                                    foreach (var d in dets[i]) results.Add((imageIds[i], d));
+                            }
+                            catch (OspreyException e)
+                            {
+                                foreach (string f in chunk.Where(f => !failures.Any(x => x.File == f))) failures.Add((f, e.Message));
+                            }
                         }
                         done += chunk.Count;
                         task.Increment(chunk.Count);
@@ -88,7 +95,8 @@ public static class InferRunner
                 $"({ok / Math.Max(clock.Elapsed.TotalSeconds, 1e-9):F2} images/s) on {Markup.Escape(detector.Device.ToString())}; wrote {Markup.Escape(s.Output)}");
             if (failures.Count == 0) return 0;
             AnsiConsole.MarkupLine($"[red]{failures.Count} input(s) failed:[/]");
-            foreach (var (f, why) in failures) AnsiConsole.MarkupLine($"  {Markup.Escape(f)}: {Markup.Escape(why)}");
+            foreach (var (f, why) in failures)
+                AnsiConsole.MarkupLine("  " + Markup.Escape(why.StartsWith(f, StringComparison.Ordinal) ? why : $"{f}: {why}"));
             return 1;
         }
     }

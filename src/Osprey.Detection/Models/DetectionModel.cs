@@ -48,14 +48,18 @@ public abstract class DetectionModel : IDisposable
     public Device Device { get; private set; } = Device.Cpu;
 
     /// <summary>Checks the weights against <see cref="Parameters"/> (one error listing every problem) and loads them onto a device.</summary>
-    public void Load(StateDict weights, string source, Device device)
+    public void Load(StateDict weights, string source, Device device, MemoryFormat format = MemoryFormat.Contiguous)
     {
         Parameters.Check(weights, source);
-        LoadChecked(weights, device);
+        LoadChecked(weights, device, format);
         Device = device;
+        Format = format;
     }
 
-    protected abstract void LoadChecked(StateDict weights, Device device);
+    /// <summary>The activation layout the weights were prepared for (inputs are converted to it).</summary>
+    public MemoryFormat Format { get; private set; } = MemoryFormat.Contiguous;
+
+    protected abstract void LoadChecked(StateDict weights, Device device, MemoryFormat format);
 
     /// <summary>Runs the network on a normalised, padded batch [N, 3, H, W] (float32, on <see cref="Device"/>).</summary>
     public abstract HeadOutputs Forward(Tensor images, bool keepFeatures = false);

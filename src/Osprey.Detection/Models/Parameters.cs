@@ -74,8 +74,8 @@ public sealed class Conv : IDisposable
     public Conv2dParams Geometry { get; }
     public UnaryOp Activation { get; }
 
-    /// <summary>Takes the weights (float32, batch norm folded) from a checked state dict onto a device.</summary>
-    public void Load(StateDict weights, Device device)
+    /// <summary>Takes the weights (float32, batch norm folded) from a checked state dict onto a device, laid out for inputs in <paramref name="format"/>.</summary>
+    public void Load(StateDict weights, Device device, MemoryFormat format = MemoryFormat.Contiguous)
     {
         ArgumentNullException.ThrowIfNull(weights);
         var w = Floats(weights[$"{_name}.weight"]);
@@ -97,7 +97,7 @@ public sealed class Conv : IDisposable
         }
         Dispose();
         var shape = weights[$"{_name}.weight"].Shape;
-        _w = Upload(w, shape, device);
+        using (var dense = Upload(w, shape, device)) _w = Op.Contiguous(dense, format);
         _b = Upload(b, new Shape(OutChannels), device);
     }
 

@@ -56,9 +56,9 @@ public sealed class Ssd300Vgg16 : DetectionModel
 
     private IEnumerable<Conv> AllConvs => _features.Concat(_extra0).Concat(_extras.SelectMany(e => e)).Concat(_cls).Concat(_reg);
 
-    protected override void LoadChecked(StateDict weights, Device device)
+    protected override void LoadChecked(StateDict weights, Device device, MemoryFormat format)
     {
-        foreach (var c in AllConvs) c.Load(weights, device);
+        foreach (var c in AllConvs) c.Load(weights, device, format);
         _scale?.Dispose();
         using var s = Op.Cast(weights["backbone.scale_weight"], DType.Float32);
         using var s4 = s.Reshape(1, 512, 1, 1);

@@ -16,14 +16,20 @@ namespace Osprey.Tests.Detection;
 /// </summary>
 public class ModelGoldenTests
 {
-    public static TheoryData<string> Archs => new()
+    public static TheoryData<string, MemoryFormat> Archs => new()
     {
-        "retinanet_resnet18_fpn", "retinanet_resnet34_fpn", "retinanet_resnet50_fpn", "retinanet_resnet101_fpn", "retinanet_resnet152_fpn", "ssd300_vgg16",
+        { "retinanet_resnet18_fpn", MemoryFormat.ChannelsLast },
+        { "retinanet_resnet18_fpn", MemoryFormat.Contiguous },
+        { "retinanet_resnet34_fpn", MemoryFormat.ChannelsLast },
+        { "retinanet_resnet50_fpn", MemoryFormat.ChannelsLast },
+        { "retinanet_resnet101_fpn", MemoryFormat.ChannelsLast },
+        { "retinanet_resnet152_fpn", MemoryFormat.ChannelsLast },
+        { "ssd300_vgg16", MemoryFormat.ChannelsLast },
     };
 
     [Theory]
     [MemberData(nameof(Archs))]
-    public void Model_matches_torchvision(string arch)
+    public void Model_matches_torchvision(string arch, MemoryFormat format)
     {
         using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "Fixtures", "detect", "models", arch + ".json")));
         var f = doc.RootElement;
@@ -34,7 +40,7 @@ public class ModelGoldenTests
         using var weights = FormulaWeights.StateDict(model.Parameters.Expected);
         var resize = a.Family == DetectorFamily.Ssd ? a.Resize
             : new ResizePolicy(ResizeKind.Torchvision, f.GetProperty("min_size").GetInt32(), f.GetProperty("max_size").GetInt32(), 32);
-        using var detector = Detector.Create(arch, weights, "formula", new DetectorOptions { Resize = resize });
+        using var detector = Detector.Create(arch, weights, "formula", new DetectorOptions { Resize = resize, Format = format });
         var images = f.GetProperty("images").EnumerateArray().Select(n => ImageDecoder.Decode(Path.Combine(ImageDecoderTests.CocoDir, n.GetString()!))).ToArray();
         var (batch, heads) = detector.RunNetwork(images, keepFeatures: true);
         using (batch)
