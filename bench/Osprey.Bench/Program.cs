@@ -1,26 +1,38 @@
 using System.Globalization;
 using Osprey.Bench;
 
-// osprey benchmarks. Usage:
-//   dotnet run -c Release --project bench/Osprey.Bench -- cpu [--json FILE] [--runs N] [--no-torch]
-// cpu: SGEMM GFLOPS and ResNet-50 forward latency on the CPU backend, side by side with PyTorch
-// (bench/cpu/torch_cpu.py, run with /usr/bin/python3 in the same invocation).
-if (args.Length == 0 || args[0] != "cpu")
+// osprey benchmarks: `Osprey.Bench <mode> [options]`, one line per mode below.
+//   cpu [--json FILE] [--runs N] [--no-torch]: SGEMM GFLOPS and ResNet-50 forward latency on the CPU backend,
+//       side by side with PyTorch (bench/cpu/torch_cpu.py, run with /usr/bin/python3 in the same invocation).
+//   coco-eval --data DIR [--repeat N] [--python PATH]: COCO bbox evaluation of a val2017-sized synthetic set
+//       (tools/coco_cases.py bench-gen) by Osprey and by pycocotools (tools/coco_cases.py bench-time), same run.
+return args.FirstOrDefault() switch
 {
-    Console.Error.WriteLine("usage: Osprey.Bench cpu [--json FILE] [--runs N] [--no-torch]");
+    "cpu" => Cpu(args),
+    "coco-eval" => CocoEvalBench.Run(args[1..]),
+    _ => Usage(),
+};
+
+static int Usage()
+{
+    Console.Error.WriteLine("usage: Osprey.Bench <mode> [options]; modes: cpu, coco-eval");
     return 2;
 }
-var options = new CpuBenchOptions();
-for (int i = 1; i < args.Length; i++)
+
+static int Cpu(string[] args)
 {
-    switch (args[i])
+    var options = new CpuBenchOptions();
+    for (int i = 1; i < args.Length; i++)
     {
-        case "--json" when i + 1 < args.Length: options = options with { JsonPath = args[++i] }; break;
-        case "--runs" when i + 1 < args.Length: options = options with { Runs = int.Parse(args[++i], CultureInfo.InvariantCulture) }; break;
-        case "--no-torch": options = options with { Torch = false }; break;
-        default:
-            Console.Error.WriteLine($"cpu: unknown or incomplete option '{args[i]}'");
-            return 2;
+        switch (args[i])
+        {
+            case "--json" when i + 1 < args.Length: options = options with { JsonPath = args[++i] }; break;
+            case "--runs" when i + 1 < args.Length: options = options with { Runs = int.Parse(args[++i], CultureInfo.InvariantCulture) }; break;
+            case "--no-torch": options = options with { Torch = false }; break;
+            default:
+                Console.Error.WriteLine($"cpu: unknown or incomplete option '{args[i]}'");
+                return 2;
+        }
     }
+    return CpuBench.Run(options);
 }
-return CpuBench.Run(options);

@@ -11,6 +11,7 @@ public static class Program
         {
             InfoCommand.Create(),
             InferCommand.Create(),
+            EvalCommand.Create(),
         };
         return root.Parse(args).Invoke();
     }

@@ -5,6 +5,7 @@ using Osprey.Core.Tensors;
 using Osprey.Detection.Boxes;
 using Osprey.Detection.Models;
 using Osprey.Vision.Codecs;
+using Osprey.Vision.Imaging;
 using Osprey.Vision.Transforms;
 
 namespace Osprey.Detection;

@@ -63,7 +63,6 @@ public sealed record InferSettings(
         if (Precision is not ("fp32" or "fp16")) throw new ArgumentException($"--precision {Precision}: expected fp32 or fp16");
         if (Precision == "fp16") throw new ArgumentException("--precision fp16 needs a GPU device, which is not yet available; use fp32 on the CPU");
         if (Batch < 1) throw new ArgumentException($"--batch {Batch} must be at least 1");
-        if (Draw is not null) throw new ArgumentException("--draw is not yet available: it needs the Osprey.Vision drawing canvas");
         var policy = arch.Resize;
         if (Resize is int r)
             policy = policy.Kind == ResizeKind.Fixed ? policy with { MinSize = r, MaxSize = r } : policy with { MinSize = r };

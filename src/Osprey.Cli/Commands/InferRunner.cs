@@ -5,6 +5,7 @@ using Osprey.Detection;
 using Osprey.Detection.Boxes;
 using Osprey.Detection.Models;
 using Osprey.Vision.Codecs;
+using Osprey.Vision.Imaging;
 using Spectre.Console;
 
 namespace Osprey.Cli.Commands;
@@ -19,14 +20,16 @@ public static class InferRunner
         ArgumentNullException.ThrowIfNull(s);
         var failures = new List<(string File, string Why)>();
         Detector detector;
-        Dictionary<string, long>? ids;
+        Dictionary<string, long>? ids = null;
+        Dictionary<int, string> names = [];
         List<string> files;
         try
         {
             var arch = Architectures.Get(s.Arch);
             var options = s.ToDetectorOptions(arch);
             files = Gather(s.Images, failures);
-            ids = s.Annotations is null ? null : ReadImageIds(s.Annotations);
+            if (s.Annotations is not null) (ids, names) = ReadAnnotations(s.Annotations);
+            if (s.Draw is not null) Directory.CreateDirectory(s.Draw);
             detector = Detector.Load(arch.Name, s.Weights, options);
         }
         catch (Exception e) when (e is ArgumentException or OspreyException or IOException or JsonException or UnauthorizedAccessException)
@@ -49,6 +52,7 @@ public static class InferRunner
                         var chunk = files.Skip(start).Take(s.Batch).ToList();
                         var images = new List<RgbImage>();
                         var imageIds = new List<long>();
+                        var decoded = new List<string>();
                         foreach (string f in chunk)
                         {
                             try
@@ -56,6 +60,7 @@ public static class InferRunner
                                 long id = ImageId(f, ids);
                                 images.Add(ImageDecoder.Decode(f));
                                 imageIds.Add(id);
+                                decoded.Add(f);
                             }
                             catch (Exception e) when (e is ImageDecodeException or ArgumentException)
                             {
@@ -68,7 +73,10 @@ public static class InferRunner
                             {
                                 var dets = detector.Detect(images);
                                 for (int i = 0; i < dets.Length; i++)
+                                {
                                     foreach (var d in dets[i]) results.Add((imageIds[i], d));
+                                    if (s.Draw is not null) Draw(images[i], dets[i], names, Path.Combine(s.Draw, Path.GetFileNameWithoutExtension(decoded[i]) + ".png"));
+                                }
                             }
                             catch (OspreyException e)
                             {
@@ -117,8 +125,31 @@ public static class InferRunner
         return files;
     }
 
-    /// <summary>COCO annotations: file_name to image id.</summary>
-    internal static Dictionary<string, long> ReadImageIds(string path)
+    /// <summary>Detections drawn with --draw need at least this score (the JSON keeps every detection).</summary>
+    public const float DrawThreshold = 0.3f;
+
+    /// <summary>Boxes and "label score" captions of the detections scoring at least <see cref="DrawThreshold"/>, saved as PNG.</summary>
+    internal static void Draw(RgbImage image, IReadOnlyList<DetectedObject> dets, Dictionary<int, string> names, string path)
+    {
+        var canvas = new Osprey.Vision.Imaging.Canvas(image);
+        int thickness = Math.Max(1, Math.Min(image.Width, image.Height) / 300);
+        foreach (var d in dets)
+        {
+            if (d.Score < DrawThreshold) continue;
+            var color = Rgb8.Palette(d.Label);
+            int x = (int)MathF.Round(d.X1), y = (int)MathF.Round(d.Y1);
+            canvas.DrawRect(x, y, Math.Max(1, (int)MathF.Round(d.Width)), Math.Max(1, (int)MathF.Round(d.Height)), color, thickness);
+            string label = $"{(names.TryGetValue(d.Label, out var n) ? n : $"class {d.Label}")} {d.Score:F2}";
+            var (tw, th) = BitmapFont.Measure(label);
+            int ty = Math.Max(0, y - th - 2);
+            canvas.FillRect(x, ty, tw + 2, th + 2, color);
+            canvas.DrawText(x + 1, ty + 1, label, Rgb8.White);
+        }
+        PngEncoder.Save(image, path);
+    }
+
+    /// <summary>COCO annotations: file_name to image id, and category id to name.</summary>
+    internal static (Dictionary<string, long> Ids, Dictionary<int, string> Names) ReadAnnotations(string path)
     {
         using var doc = JsonDocument.Parse(File.ReadAllBytes(path));
         if (!doc.RootElement.TryGetProperty("images", out var images) || images.ValueKind != JsonValueKind.Array)
@@ -126,7 +157,11 @@ public static class InferRunner
         var ids = new Dictionary<string, long>(StringComparer.Ordinal);
         foreach (var im in images.EnumerateArray())
             ids[Path.GetFileName(im.GetProperty("file_name").GetString()!)] = im.GetProperty("id").GetInt64();
-        return ids;
+        var names = new Dictionary<int, string>();
+        if (doc.RootElement.TryGetProperty("categories", out var cats) && cats.ValueKind == JsonValueKind.Array)
+            foreach (var c in cats.EnumerateArray())
+                names[c.GetProperty("id").GetInt32()] = c.GetProperty("name").GetString() ?? "";
+        return (ids, names);
     }
 
     /// <summary>The image id: from the annotations by file name, else the numeric file name (000000000009.jpg is 9).</summary>

@@ -64,8 +64,7 @@ public sealed partial class CpuBackend
                             for (int b = w0; b < w1; b++)
                             {
                                 float v = Elem.ToF(row[b]);
-                                if (!max) acc += v;
-                                else if (v > acc || float.IsNaN(v)) acc = v;
+                                acc = max ? MathF.Max(acc, v) : acc + v; // MathF.Max propagates NaN, without a branch per element
                             }
                         }
                         dst[i * ow + j] = Elem.FromF<T>(max ? acc : acc / div);

@@ -25,7 +25,7 @@ internal struct MaxReduce<TA> : IReduceOperator<TA> where TA : unmanaged, INumbe
 {
     public static TA Identity => typeof(TA) == typeof(double) ? TA.CreateTruncating(double.NegativeInfinity) : TA.CreateTruncating(long.MinValue);
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static TA Combine(TA acc, TA v) => v > acc || TA.IsNaN(v) ? v : acc;
+    public static TA Combine(TA acc, TA v) => TA.Max(acc, v); // branch-free; NaN-propagating for double
 }
 
 /// <summary>Minimum; NaN wins.</summary>
@@ -33,7 +33,7 @@ internal struct MinReduce<TA> : IReduceOperator<TA> where TA : unmanaged, INumbe
 {
     public static TA Identity => typeof(TA) == typeof(double) ? TA.CreateTruncating(double.PositiveInfinity) : TA.CreateTruncating(long.MaxValue);
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static TA Combine(TA acc, TA v) => v < acc || TA.IsNaN(v) ? v : acc;
+    public static TA Combine(TA acc, TA v) => TA.Min(acc, v);
 }
 
 public sealed partial class CpuBackend
@@ -142,6 +142,12 @@ public sealed partial class CpuBackend
                     {
                         double s = SimdDrivers.Sum(MemoryMarshal.Cast<TS, float>(xs.Slice((int)b, rn)));
                         acc = TOp.Combine(acc, Unsafe.As<double, TA>(ref s));
+                        continue;
+                    }
+                    if (typeof(TS) == typeof(float) && typeof(TOp) == typeof(MaxReduce<double>) && rs == 1)
+                    {
+                        double m = SimdDrivers.Max(MemoryMarshal.Cast<TS, float>(xs.Slice((int)b, rn)));
+                        acc = TOp.Combine(acc, Unsafe.As<double, TA>(ref m));
                         continue;
                     }
                     for (int i = 0; i < rn; i++) acc = TOp.Combine(acc, Widen<TS, TA>(xs[(int)(b + i * rs)]));

@@ -48,78 +48,139 @@ public sealed partial class CpuBackend
         var weights = new float[oh + ow];
         ResizeTaps(mode, h, oh, taps.AsSpan(0, oh), taps.AsSpan(oh, oh), weights.AsSpan(0, oh));
         ResizeTaps(mode, w, ow, taps.AsSpan(2 * oh, ow), taps.AsSpan(2 * oh + ow, ow), weights.AsSpan(oh, ow));
-        bool nhwc = !x.IsContiguous();
-        Parallel2.For((long)x.Shape[0] * (nhwc ? 1 : c) * oh, (long)ow * (nhwc ? c : 1) * 4, (lo, hi) =>
+        if (x.IsContiguous()) ResizeNchw<T>(mode, x, y, taps, weights);
+        else ResizeNhwc<T>(mode, x, y, taps, weights);
+    }
+
+    /// <summary>
+    /// NCHW, one output row per step. Bilinear is separable: the two source rows are interpolated
+    /// horizontally into float32 rows (reused while consecutive output rows share them), then blended
+    /// vertically with the SIMD drivers: y = b0 * (a0 x00 + a1 x01) + b1 * (a0 x10 + a1 x11), torch's order.
+    /// </summary>
+    private static void ResizeNchw<T>(ResizeMode mode, Tensor x, Tensor y, int[] taps, float[] weights) where T : unmanaged
+    {
+        int c = x.Shape[1], h = x.Shape[2], w = x.Shape[3], oh = y.Shape[2], ow = y.Shape[3];
+        Parallel2.For((long)x.Shape[0] * c * oh, ow * 4L, (lo, hi) =>
         {
             var xs = Data<T>(x);
             var ys = Data<T>(y);
             ReadOnlySpan<int> h0 = taps.AsSpan(0, oh), h1 = taps.AsSpan(oh, oh), w0 = taps.AsSpan(2 * oh, ow), w1 = taps.AsSpan(2 * oh + ow, ow);
             ReadOnlySpan<float> lh = weights.AsSpan(0, oh), lw = weights.AsSpan(oh, ow);
-            float[]? rented = nhwc ? ArrayPool<float>.Shared.Rent(5 * c) : null;
+            float[] rented = ArrayPool<float>.Shared.Rent(3 * ow);
             try
             {
+                var top = rented.AsSpan(0, ow);
+                var bottom = rented.AsSpan(ow, ow);
+                var row = rented.AsSpan(2 * ow, ow);
+                long cachedPlane = -1;
+                int cachedTop = -1, cachedBottom = -1;
                 for (long r = lo; r < hi; r++)
                 {
                     long plane = r / oh;
                     int i = (int)(r % oh);
-                    float b1 = lh[i], b0 = 1 - b1;
-                    if (!nhwc)
+                    var src0 = xs.Slice((int)((plane * h + h0[i]) * w), w);
+                    var dst = ys.Slice((int)((plane * oh + i) * ow), ow);
+                    if (mode == ResizeMode.Nearest)
                     {
-                        var top = xs.Slice((int)((plane * h + h0[i]) * w), w);
-                        var bottom = xs.Slice((int)((plane * h + h1[i]) * w), w);
-                        var dst = ys.Slice((int)((plane * oh + i) * ow), ow);
-                        if (mode == ResizeMode.Nearest)
-                        {
-                            for (int j = 0; j < ow; j++) dst[j] = top[w0[j]];
-                            continue;
-                        }
-                        for (int j = 0; j < ow; j++)
-                        {
-                            float a1 = lw[j], a0 = 1 - a1;
-                            float v = b0 * (a0 * Elem.ToF(top[w0[j]]) + a1 * Elem.ToF(top[w1[j]]))
-                                    + b1 * (a0 * Elem.ToF(bottom[w0[j]]) + a1 * Elem.ToF(bottom[w1[j]]));
-                            dst[j] = Elem.FromF<T>(v);
-                        }
+                        for (int j = 0; j < ow; j++) dst[j] = src0[w0[j]];
                         continue;
                     }
-                    // NHWC: whole channel vectors per tap, combined with the SIMD drivers
-                    var buf = rented.AsSpan(0, 5 * c);
-                    var acc = buf[..c];
-                    var p00 = buf.Slice(c, c);
-                    var p01 = buf.Slice(2 * c, c);
-                    var p10 = buf.Slice(3 * c, c);
-                    var p11 = buf.Slice(4 * c, c);
-                    long rowTop = (plane * h + h0[i]) * w, rowBottom = (plane * h + h1[i]) * w;
+                    if (plane != cachedPlane || h0[i] != cachedTop)
+                    {
+                        if (plane == cachedPlane && h0[i] == cachedBottom) bottom.CopyTo(top);
+                        else HorizontalTaps(src0, w0, w1, lw, top);
+                        cachedTop = h0[i];
+                        cachedBottom = -1;
+                    }
+                    if (plane != cachedPlane || h1[i] != cachedBottom)
+                    {
+                        HorizontalTaps(xs.Slice((int)((plane * h + h1[i]) * w), w), w0, w1, lw, bottom);
+                        cachedBottom = h1[i];
+                    }
+                    cachedPlane = plane;
+                    float b1 = lh[i];
+                    Blend(top, bottom, 1 - b1, b1, row);
+                    Elem.Store<T>(row, dst, 0, 1);
+                }
+            }
+            finally
+            {
+                ArrayPool<float>.Shared.Return(rented);
+            }
+        });
+    }
+
+    private static void HorizontalTaps<T>(ReadOnlySpan<T> src, ReadOnlySpan<int> w0, ReadOnlySpan<int> w1, ReadOnlySpan<float> lw, Span<float> dst) where T : unmanaged
+    {
+        for (int j = 0; j < dst.Length; j++)
+        {
+            float a1 = lw[j];
+            dst[j] = (1 - a1) * Elem.ToF(src[w0[j]]) + a1 * Elem.ToF(src[w1[j]]);
+        }
+    }
+
+    /// <summary>y = wa * a + wb * b (y may alias a but not b).</summary>
+    private static void Blend(ReadOnlySpan<float> a, ReadOnlySpan<float> b, float wa, float wb, Span<float> y)
+    {
+        SimdDrivers.BinaryScalar<float, MulOp<float>>(a, wa, false, y);
+        SimdDrivers.Axpy(b, wb, y);
+    }
+
+    /// <summary>NHWC, one output pixel's channel vector per step, blended with the SIMD drivers.</summary>
+    private static void ResizeNhwc<T>(ResizeMode mode, Tensor x, Tensor y, int[] taps, float[] weights) where T : unmanaged
+    {
+        int c = x.Shape[1], h = x.Shape[2], w = x.Shape[3], oh = y.Shape[2], ow = y.Shape[3];
+        Parallel2.For((long)x.Shape[0] * oh, (long)ow * c * 4, (lo, hi) =>
+        {
+            var xs = Data<T>(x);
+            var ys = Data<T>(y);
+            ReadOnlySpan<int> h0 = taps.AsSpan(0, oh), h1 = taps.AsSpan(oh, oh), w0 = taps.AsSpan(2 * oh, ow), w1 = taps.AsSpan(2 * oh + ow, ow);
+            ReadOnlySpan<float> lh = weights.AsSpan(0, oh), lw = weights.AsSpan(oh, ow);
+            float[] rented = ArrayPool<float>.Shared.Rent(6 * c);
+            try
+            {
+                var buf = rented.AsSpan(0, 6 * c);
+                var top = buf[..c];
+                var bottom = buf.Slice(c, c);
+                var p = buf.Slice(2 * c, 4 * c);
+                for (long r = lo; r < hi; r++)
+                {
+                    long n = r / oh;
+                    int i = (int)(r % oh);
+                    float b1 = lh[i];
+                    long rowTop = (n * h + h0[i]) * w, rowBottom = (n * h + h1[i]) * w;
                     for (int j = 0; j < ow; j++)
                     {
-                        float a1 = lw[j], a0 = 1 - a1;
-                        Elem.Load<T>(xs, (rowTop + w0[j]) * c, 1, p00);
+                        long at = ((n * oh + i) * ow + j) * c;
                         if (mode == ResizeMode.Nearest)
                         {
-                            Elem.Store<T>(p00, ys, ((plane * oh + i) * ow + j) * c, 1);
+                            xs.Slice((int)((rowTop + w0[j]) * c), c).CopyTo(ys.Slice((int)at, c));
                             continue;
                         }
-                        Elem.Load<T>(xs, (rowTop + w1[j]) * c, 1, p01);
-                        Elem.Load<T>(xs, (rowBottom + w0[j]) * c, 1, p10);
-                        Elem.Load<T>(xs, (rowBottom + w1[j]) * c, 1, p11);
-                        Lerp(p00, p01, a0, a1, p00);
-                        Lerp(p10, p11, a0, a1, p10);
-                        Lerp(p00, p10, b0, b1, acc);
-                        Elem.Store<T>(acc, ys, ((plane * oh + i) * ow + j) * c, 1);
+                        float a1 = lw[j];
+                        var x00 = Pixel(xs, (rowTop + w0[j]) * c, p[..c]);
+                        var x01 = Pixel(xs, (rowTop + w1[j]) * c, p.Slice(c, c));
+                        var x10 = Pixel(xs, (rowBottom + w0[j]) * c, p.Slice(2 * c, c));
+                        var x11 = Pixel(xs, (rowBottom + w1[j]) * c, p.Slice(3 * c, c));
+                        Blend(x00, x01, 1 - a1, a1, top);
+                        Blend(x10, x11, 1 - a1, a1, bottom);
+                        Blend(top, bottom, 1 - b1, b1, top);
+                        Elem.Store<T>(top, ys, at, 1);
                     }
                 }
             }
             finally
             {
-                if (rented is not null) ArrayPool<float>.Shared.Return(rented);
+                ArrayPool<float>.Shared.Return(rented);
             }
         });
     }
 
-    /// <summary>y = wa * a + wb * b over channel vectors (y may alias a).</summary>
-    private static void Lerp(Span<float> a, ReadOnlySpan<float> b, float wa, float wb, Span<float> y)
+    /// <summary>A pixel's channels as float32: the tensor's own memory for float32, else converted into scratch.</summary>
+    private static ReadOnlySpan<float> Pixel<T>(Span<T> xs, long at, Span<float> scratch) where T : unmanaged
     {
-        SimdDrivers.BinaryScalar<float, MulOp<float>>(a, wa, false, y);
-        for (int k = 0; k < b.Length; k++) y[k] += wb * b[k];
+        if (typeof(T) == typeof(float)) return System.Runtime.InteropServices.MemoryMarshal.Cast<T, float>(xs.Slice((int)at, scratch.Length));
+        Elem.Load<T>(xs, at, 1, scratch);
+        return scratch;
     }
 }

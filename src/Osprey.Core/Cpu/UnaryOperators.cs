@@ -46,9 +46,9 @@ internal struct ExpOp : IUnaryOperator
 {
     public static bool Vectorizable => true;
     public static float Invoke(float x, float a, float b) => MathF.Exp(x);
-    public static Vector128<float> Invoke(Vector128<float> x, float a, float b) => Vector128.Exp(x);
-    public static Vector256<float> Invoke(Vector256<float> x, float a, float b) => Vector256.Exp(x);
-    public static Vector512<float> Invoke(Vector512<float> x, float a, float b) => Vector512.Exp(x);
+    public static Vector128<float> Invoke(Vector128<float> x, float a, float b) => SimdMath.Exp(x);
+    public static Vector256<float> Invoke(Vector256<float> x, float a, float b) => SimdMath.Exp(x);
+    public static Vector512<float> Invoke(Vector512<float> x, float a, float b) => SimdMath.Exp(x);
 }
 
 internal struct LogOp : IUnaryOperator
@@ -121,18 +121,18 @@ internal struct SigmoidOp : IUnaryOperator
 {
     public static bool Vectorizable => true;
     public static float Invoke(float x, float a, float b) => 1f / (1f + MathF.Exp(-x));
-    public static Vector128<float> Invoke(Vector128<float> x, float a, float b) => Vector128<float>.One / (Vector128<float>.One + Vector128.Exp(-x));
-    public static Vector256<float> Invoke(Vector256<float> x, float a, float b) => Vector256<float>.One / (Vector256<float>.One + Vector256.Exp(-x));
-    public static Vector512<float> Invoke(Vector512<float> x, float a, float b) => Vector512<float>.One / (Vector512<float>.One + Vector512.Exp(-x));
+    public static Vector128<float> Invoke(Vector128<float> x, float a, float b) => Vector128<float>.One / (Vector128<float>.One + SimdMath.Exp(-x));
+    public static Vector256<float> Invoke(Vector256<float> x, float a, float b) => Vector256<float>.One / (Vector256<float>.One + SimdMath.Exp(-x));
+    public static Vector512<float> Invoke(Vector512<float> x, float a, float b) => Vector512<float>.One / (Vector512<float>.One + SimdMath.Exp(-x));
 }
 
 internal struct SiluOp : IUnaryOperator
 {
     public static bool Vectorizable => true;
     public static float Invoke(float x, float a, float b) => x / (1f + MathF.Exp(-x));
-    public static Vector128<float> Invoke(Vector128<float> x, float a, float b) => x / (Vector128<float>.One + Vector128.Exp(-x));
-    public static Vector256<float> Invoke(Vector256<float> x, float a, float b) => x / (Vector256<float>.One + Vector256.Exp(-x));
-    public static Vector512<float> Invoke(Vector512<float> x, float a, float b) => x / (Vector512<float>.One + Vector512.Exp(-x));
+    public static Vector128<float> Invoke(Vector128<float> x, float a, float b) => x / (Vector128<float>.One + SimdMath.Exp(-x));
+    public static Vector256<float> Invoke(Vector256<float> x, float a, float b) => x / (Vector256<float>.One + SimdMath.Exp(-x));
+    public static Vector512<float> Invoke(Vector512<float> x, float a, float b) => x / (Vector512<float>.One + SimdMath.Exp(-x));
 }
 
 /// <summary>clamp(x/6 + 1/2, 0, 1) written as torch.nn.Hardsigmoid: min(max(x + 3, 0), 6) / 6.</summary>
@@ -172,7 +172,7 @@ internal struct TanhOp : IUnaryOperator
     public static Vector128<float> Invoke(Vector128<float> x, float a, float b)
     {
         var ax = Vector128.Abs(x);
-        var e = Vector128.Exp(ax * Vector128.Create(-2f));
+        var e = SimdMath.Exp(ax * Vector128.Create(-2f));
         var big = (Vector128<float>.One - e) / (Vector128<float>.One + e);
         var x2 = x * x;
         var poly = ax + ax * x2 * (Vector128.Create(C3) + x2 * (Vector128.Create(C5) + x2 * (Vector128.Create(C7) + x2 * Vector128.Create(C9))));
@@ -183,7 +183,7 @@ internal struct TanhOp : IUnaryOperator
     public static Vector256<float> Invoke(Vector256<float> x, float a, float b)
     {
         var ax = Vector256.Abs(x);
-        var e = Vector256.Exp(ax * Vector256.Create(-2f));
+        var e = SimdMath.Exp(ax * Vector256.Create(-2f));
         var big = (Vector256<float>.One - e) / (Vector256<float>.One + e);
         var x2 = x * x;
         var poly = ax + ax * x2 * (Vector256.Create(C3) + x2 * (Vector256.Create(C5) + x2 * (Vector256.Create(C7) + x2 * Vector256.Create(C9))));
@@ -194,7 +194,7 @@ internal struct TanhOp : IUnaryOperator
     public static Vector512<float> Invoke(Vector512<float> x, float a, float b)
     {
         var ax = Vector512.Abs(x);
-        var e = Vector512.Exp(ax * Vector512.Create(-2f));
+        var e = SimdMath.Exp(ax * Vector512.Create(-2f));
         var big = (Vector512<float>.One - e) / (Vector512<float>.One + e);
         var x2 = x * x;
         var poly = ax + ax * x2 * (Vector512.Create(C3) + x2 * (Vector512.Create(C5) + x2 * (Vector512.Create(C7) + x2 * Vector512.Create(C9))));
@@ -228,7 +228,7 @@ internal struct GeluOp : IUnaryOperator
         var z = Vector128.Abs(x * Vector128.Create(InvSqrt2));
         var t = Vector128<float>.One / (Vector128<float>.One + Vector128.Create(P) * z);
         var poly = ((((Vector128.Create(A5) * t + Vector128.Create(A4)) * t + Vector128.Create(A3)) * t + Vector128.Create(A2)) * t + Vector128.Create(A1)) * t;
-        var y = Vector128<float>.One - poly * Vector128.Exp(-(z * z));
+        var y = Vector128<float>.One - poly * SimdMath.Exp(-(z * z));
         return Vector128.Create(0.5f) * x * (Vector128<float>.One + Vector128.CopySign(y, x));
     }
 
@@ -237,7 +237,7 @@ internal struct GeluOp : IUnaryOperator
         var z = Vector256.Abs(x * Vector256.Create(InvSqrt2));
         var t = Vector256<float>.One / (Vector256<float>.One + Vector256.Create(P) * z);
         var poly = ((((Vector256.Create(A5) * t + Vector256.Create(A4)) * t + Vector256.Create(A3)) * t + Vector256.Create(A2)) * t + Vector256.Create(A1)) * t;
-        var y = Vector256<float>.One - poly * Vector256.Exp(-(z * z));
+        var y = Vector256<float>.One - poly * SimdMath.Exp(-(z * z));
         return Vector256.Create(0.5f) * x * (Vector256<float>.One + Vector256.CopySign(y, x));
     }
 
@@ -246,7 +246,7 @@ internal struct GeluOp : IUnaryOperator
         var z = Vector512.Abs(x * Vector512.Create(InvSqrt2));
         var t = Vector512<float>.One / (Vector512<float>.One + Vector512.Create(P) * z);
         var poly = ((((Vector512.Create(A5) * t + Vector512.Create(A4)) * t + Vector512.Create(A3)) * t + Vector512.Create(A2)) * t + Vector512.Create(A1)) * t;
-        var y = Vector512<float>.One - poly * Vector512.Exp(-(z * z));
+        var y = Vector512<float>.One - poly * SimdMath.Exp(-(z * z));
         return Vector512.Create(0.5f) * x * (Vector512<float>.One + Vector512.CopySign(y, x));
     }
 }

@@ -1,3 +1,5 @@
+using Osprey.Vision.Imaging;
+
 namespace Osprey.Vision.Codecs;
 
 /// <summary>
@@ -22,8 +24,8 @@ public static class JpegDecoder
             ImageDecoder.CheckSize(source, w, h);
             if (colorspace is TurboJpegNative.ColorspaceCmyk or TurboJpegNative.ColorspaceYcck)
                 throw new ImageDecodeException($"{source}: CMYK/YCCK JPEG files are not supported");
-            var pixels = new byte[(long)w * h * 3];
-            fixed (byte* dst = pixels)
+            var image = new RgbImage(w, h);
+            fixed (byte* dst = image.Pixels)
             {
                 if (TurboJpegNative.tjDecompress2(tj.DangerousGetHandle(), src, size, dst, w, w * 3, h, TurboJpegNative.PixelFormatRgb, 0) != 0)
                 {
@@ -31,7 +33,7 @@ public static class JpegDecoder
                     throw new ImageDecodeException($"{source}: {kind} JPEG data ({tj.LastError()})");
                 }
             }
-            return new RgbImage(w, h, pixels);
+            return image;
         }
     }
 }

@@ -1,6 +1,8 @@
 using System.Buffers.Binary;
 using System.IO.Compression;
 
+using Osprey.Vision.Imaging;
+
 namespace Osprey.Vision.Codecs;
 
 /// <summary>
@@ -40,7 +42,7 @@ public static class PngDecoder
                 throw Fail(source, $"truncated: chunk '{typeName}' at byte {pos} claims {length} bytes, {Math.Max(0, data.Length - pos - 12)} remain");
             var body = data.Slice(pos + 8, (int)length);
             uint crc = BinaryPrimitives.ReadUInt32BigEndian(data[(pos + 8 + (int)length)..]);
-            if (Crc32(data.Slice(pos + 4, 4 + (int)length)) != crc)
+            if (Crc32.Compute(data.Slice(pos + 4, 4 + (int)length)) != crc)
                 throw Fail(source, $"chunk '{typeName}' at byte {pos} fails its CRC check");
             switch (typeName)
             {
@@ -118,7 +120,8 @@ public static class PngDecoder
         int stride = (int)h.RowBytes;
         int bpp = Math.Max(1, h.BitsPerPixel / 8);
         var prev = new byte[stride];
-        var rgb = new byte[(long)h.Width * h.Height * 3];
+        var image = new RgbImage(h.Width, h.Height);
+        var rgb = image.Pixels;
         for (int y = 0; y < h.Height; y++)
         {
             int start = y * (stride + 1);
@@ -140,7 +143,7 @@ public static class PngDecoder
             ToRgb(h, palette, row, rgb.AsSpan(y * h.Width * 3, h.Width * 3), source, y);
             row.CopyTo(prev);
         }
-        return new RgbImage(h.Width, h.Height, rgb);
+        return image;
     }
 
     private static byte Paeth(byte a, byte b, byte c)
@@ -184,28 +187,6 @@ public static class PngDecoder
                 rgb[x * 3 + 2] = palette[v * 3 + 2];
             }
         }
-    }
-
-    private static readonly uint[] s_crcTable = BuildCrcTable();
-
-    private static uint[] BuildCrcTable()
-    {
-        var t = new uint[256];
-        for (uint n = 0; n < 256; n++)
-        {
-            uint c = n;
-            for (int k = 0; k < 8; k++) c = (c & 1) != 0 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-            t[n] = c;
-        }
-        return t;
-    }
-
-    /// <summary>The CRC-32 of PNG chunks (ISO 3309, reflected, as zlib's crc32).</summary>
-    public static uint Crc32(ReadOnlySpan<byte> bytes)
-    {
-        uint c = 0xFFFFFFFFu;
-        foreach (byte b in bytes) c = s_crcTable[(c ^ b) & 0xFF] ^ (c >> 8);
-        return c ^ 0xFFFFFFFFu;
     }
 
     private static ImageDecodeException Fail(string source, string problem) => new($"{source}: corrupt PNG ({problem})");

@@ -2,6 +2,7 @@ using Osprey.Core.Backends;
 using Osprey.Core.Ops;
 using Osprey.Core.Tensors;
 using Osprey.Vision.Codecs;
+using Osprey.Vision.Imaging;
 
 namespace Osprey.Vision.Transforms;
 

@@ -44,6 +44,17 @@ public class UnaryOpTests
     }
 
     [Fact]
+    public void Vector_exp_handles_overflow_subnormals_and_nan()
+    {
+        // 16 values so the AVX-512 path (not the scalar tail) computes them
+        var v = new[] { 89f, 88.5f, 88f, -87f, -90f, -100f, -103f, -104f, -200f, float.PositiveInfinity, float.NegativeInfinity, float.NaN, 0f, 1f, -1f, 20f };
+        using var x = Tensor.FromArray(v, v.Length);
+        using var y = Op.Exp(x);
+        var expected = v.Select(t => (float)Math.Exp(t)).ToArray();
+        Close.Assert(expected, y.ToArray<float>(), 1e-45, 2e-6, "exp");
+    }
+
+    [Fact]
     public void Channels_last_input_gives_channels_last_output_with_the_same_values()
     {
         using var x = Rand.Tensor(5, new Shape(2, 3, 5, 7), -4, 4);

@@ -4,9 +4,11 @@ using System.Text;
 using Osprey.Core.Backends;
 using Osprey.Core.IO;
 using Osprey.Core.Tensors;
+using Osprey.Tests.Support;
 
 namespace Osprey.Tests.IO;
 
+[Collection(MemoryCountersCollection.MemoryCounters)]
 public class WeightFileTests
 {
     private static string Fixture(string name) => Path.Combine(AppContext.BaseDirectory, "Fixtures", "weights", name);

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Osprey.Vision.Codecs;
+using Osprey.Vision.Imaging;
 
 namespace Osprey.Tests.Vision;
 
@@ -103,7 +104,7 @@ public class ImageDecoderTests
         var c = (byte[])b.Clone();
         System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(c.AsSpan(16), w);
         System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(c.AsSpan(20), h);
-        System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(c.AsSpan(29), PngDecoder.Crc32(c.AsSpan(12, 17)));
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(c.AsSpan(29), Crc32.Compute(c.AsSpan(12, 17)));
         return c;
     }
 
@@ -132,7 +133,7 @@ public class ImageDecoderTests
         s.Write(body);
         var crcInput = head[4..].Concat(body).ToArray();
         var crc = new byte[4];
-        System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(crc, PngDecoder.Crc32(crcInput));
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(crc, Crc32.Compute(crcInput));
         s.Write(crc);
     }
 

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Osprey.Core.Tensors;
 using Osprey.Vision.Codecs;
+using Osprey.Vision.Imaging;
 using Osprey.Vision.Transforms;
 
 namespace Osprey.Tests.Vision;
@@ -40,7 +41,8 @@ public class PreprocessTests
     [Fact]
     public void Normalisation_is_torchvision_float32_arithmetic()
     {
-        var img = new RgbImage(2, 1, [0, 128, 255, 10, 20, 30]);
+        var img = new RgbImage(2, 1);
+        new byte[] { 0, 128, 255, 10, 20, 30 }.CopyTo(img.Pixels, 0);
         var pre = new Preprocessor(ResizePolicy.RetinaNetTorchvision, Normalization.ImageNet, Device.Cpu);
         using var t = pre.Normalize(img);
         Assert.Equal(new Shape(1, 3, 1, 2), t.Shape);

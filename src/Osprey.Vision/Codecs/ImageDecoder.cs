@@ -1,24 +1,6 @@
+using Osprey.Vision.Imaging;
+
 namespace Osprey.Vision.Codecs;
-
-/// <summary>An 8-bit RGB image, rows top to bottom, pixels interleaved (height x width x 3 bytes).</summary>
-public sealed class RgbImage
-{
-    public RgbImage(int width, int height, byte[] pixels)
-    {
-        ArgumentNullException.ThrowIfNull(pixels);
-        if (width <= 0 || height <= 0 || pixels.LongLength != (long)width * height * 3)
-            throw new ArgumentException($"rgb image: {pixels.LongLength} bytes do not hold {width}x{height}x3");
-        Width = width;
-        Height = height;
-        Pixels = pixels;
-    }
-
-    public int Width { get; }
-    public int Height { get; }
-
-    /// <summary>height * width * 3 bytes, R G B per pixel.</summary>
-    public byte[] Pixels { get; }
-}
 
 /// <summary>An image file could not be decoded: unreadable, truncated, corrupt or of an unsupported kind. The message names the file.</summary>
 public sealed class ImageDecodeException : Core.OspreyException
