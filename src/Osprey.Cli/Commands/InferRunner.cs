@@ -89,6 +89,13 @@ public static class InferRunner
                     }
                 });
             clock.Stop();
+            // torchvision's 91 labels include ids COCO never used (12, 26, ...): with annotations, keep only their categories
+            int unknown = 0;
+            if (names.Count > 0)
+            {
+                unknown = results.Count(r => !names.ContainsKey(r.D.Label));
+                results.RemoveAll(r => !names.ContainsKey(r.D.Label));
+            }
             try
             {
                 WriteResults(s.Output, results);
@@ -101,6 +108,8 @@ public static class InferRunner
             int ok = files.Count - failures.Count(f => files.Contains(f.File));
             AnsiConsole.MarkupLine($"{ok} images, {results.Count} detections in {clock.Elapsed.TotalSeconds:F1} s " +
                 $"({ok / Math.Max(clock.Elapsed.TotalSeconds, 1e-9):F2} images/s) on {Markup.Escape(detector.Device.ToString())}; wrote {Markup.Escape(s.Output)}");
+            if (unknown > 0)
+                AnsiConsole.MarkupLine($"[yellow]left out {unknown} detections whose category id is not in the annotations' categories[/]");
             if (failures.Count == 0) return 0;
             AnsiConsole.MarkupLine($"[red]{failures.Count} input(s) failed:[/]");
             foreach (var (f, why) in failures)

@@ -49,6 +49,17 @@ public sealed class InferCommandTests : IDisposable
             Assert.InRange(d.GetProperty("score").GetDouble(), 0.05, 1);
         }
         Assert.True(File.Exists(Path.Combine(draw, "000000000009.png")));
+
+        // with annotations: ids by file name, and only the annotations' categories (torchvision's 91 labels include unused ids)
+        string annotations = Path.Combine(ImageDecoderTests.CocoDir, "..", "annotations", "instances_train2017.json");
+        rc = Osprey.Cli.Program.Main(["infer", "--arch", "retinanet_resnet18_fpn", "--weights", weights, "--images", Path.Combine(images, "000000000009.jpg"),
+            "--annotations", annotations, "--output", output, "--resize", "64", "--max-size", "96"]);
+        Assert.Equal(0, rc);
+        using var gt = JsonDocument.Parse(File.ReadAllText(annotations));
+        var categories = gt.RootElement.GetProperty("categories").EnumerateArray().Select(c => c.GetProperty("id").GetInt32()).ToHashSet();
+        using var doc2 = JsonDocument.Parse(File.ReadAllText(output));
+        Assert.NotEmpty(doc2.RootElement.EnumerateArray());
+        Assert.All(doc2.RootElement.EnumerateArray(), d => Assert.Contains(d.GetProperty("category_id").GetInt32(), categories));
     }
 
     [Theory]
