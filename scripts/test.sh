@@ -6,6 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v dotnet >/dev/null || { echo "the .NET 10 SDK is required (dotnet not found)" >&2; exit 1; }
+. scripts/deps.sh
+osprey_deps
 dotnet build Osprey.slnx -c Release -nologo -v q
 
 passed=0 failed=0 skipped=0 status=0

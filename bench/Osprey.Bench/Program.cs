@@ -6,16 +6,22 @@ using Osprey.Bench;
 //       side by side with PyTorch (bench/cpu/torch_cpu.py, run with /usr/bin/python3 in the same invocation).
 //   coco-eval --data DIR [--repeat N] [--python PATH]: COCO bbox evaluation of a val2017-sized synthetic set
 //       (tools/coco_cases.py bench-gen) by Osprey and by pycocotools (tools/coco_cases.py bench-time), same run.
+//   gpu-core [--torch FILE]: element-wise bandwidth vs device-to-device copy, small-op launch overhead with and
+//       without a CUDA graph; FILE is bench/gpu/core_bench.py's output (PyTorch's numbers for the same ops).
+//   gpu-libs [--convs FILE] [--gemm N] [--tf32] [--out FILE]: cuBLASLt GEMM and cuDNN ResNet-50 convolutions
+//       (bench/gpu/run-libs.sh runs it and bench/gpu/torch_libs.py on the GPU host and prints the comparison).
 return args.FirstOrDefault() switch
 {
     "cpu" => Cpu(args),
     "coco-eval" => CocoEvalBench.Run(args[1..]),
+    "gpu-core" => GpuCoreBench.Run(args[1..]),
+    "gpu-libs" => GpuLibsBench.Run(args[1..]),
     _ => Usage(),
 };
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: Osprey.Bench <mode> [options]; modes: cpu, coco-eval");
+    Console.Error.WriteLine("usage: Osprey.Bench <mode> [options]; modes: cpu, coco-eval, gpu-core, gpu-libs");
     return 2;
 }
 

@@ -14,14 +14,19 @@ import torch
 import torchvision
 
 
-def median_seconds(fn, runs, warmup):
+def median_seconds(fn, runs, warmup, cpu_out=None, key=None):
+    """Median wall seconds; also stores the median process CPU seconds per call in cpu_out[key]."""
     for _ in range(warmup):
         fn()
-    times = []
+    times, cpu = [], []
     for _ in range(runs):
+        c0 = time.process_time()
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    if cpu_out is not None:
+        cpu_out[key] = 1e3 * statistics.median(cpu)
     return statistics.median(times)
 
 
@@ -36,7 +41,8 @@ def main():
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     out = {"torch": torch.__version__, "torchvision": torchvision.__version__,
-           "threads": torch.get_num_threads(), "sgemm_gflops": {}, "resnet50_ms": {}, "resnet50_channels_last_ms": {}}
+           "threads": torch.get_num_threads(), "sgemm_gflops": {}, "resnet50_ms": {}, "resnet50_channels_last_ms": {},
+           "resnet50_cpu_ms": {}, "resnet50_channels_last_cpu_ms": {}}
     for n in (int(s) for s in args.sizes.split(",")):
         a = torch.randn(n, n)
         b = torch.randn(n, n)
@@ -47,11 +53,13 @@ def main():
     with torch.no_grad():
         for batch in (int(s) for s in args.batches.split(",")):
             x = torch.randn(batch, 3, 224, 224)
-            out["resnet50_ms"][str(batch)] = 1e3 * median_seconds(lambda: model(x), args.runs, args.warmup)
+            out["resnet50_ms"][str(batch)] = 1e3 * median_seconds(
+                lambda: model(x), args.runs, args.warmup, out["resnet50_cpu_ms"], str(batch))
         model_cl = model.to(memory_format=torch.channels_last)
         for batch in (int(s) for s in args.batches.split(",")):
             x = torch.randn(batch, 3, 224, 224).to(memory_format=torch.channels_last)
-            out["resnet50_channels_last_ms"][str(batch)] = 1e3 * median_seconds(lambda: model_cl(x), args.runs, args.warmup)
+            out["resnet50_channels_last_ms"][str(batch)] = 1e3 * median_seconds(
+                lambda: model_cl(x), args.runs, args.warmup, out["resnet50_channels_last_cpu_ms"], str(batch))
     print(json.dumps(out))
 
 

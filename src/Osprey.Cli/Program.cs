@@ -7,11 +7,13 @@ public static class Program
 {
     public static int Main(string[] args)
     {
+        Osprey.Cuda.CudaBackend.Register();
         var root = new RootCommand("Osprey: GPU object detection for .NET")
         {
             InfoCommand.Create(),
             InferCommand.Create(),
             EvalCommand.Create(),
+            DoctorCommand.Create(),
         };
         return root.Parse(args).Invoke();
     }

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics.X86;
 using Osprey.Core.Backends;
+using Osprey.Cuda;
 using Spectre.Console;
 
 namespace Osprey.Cli.Commands;
@@ -25,8 +26,28 @@ public static class InfoCommand
         table.AddRow("CPU threads", Environment.ProcessorCount.ToString(System.Globalization.CultureInfo.InvariantCulture));
         table.AddRow("CPU features", Markup.Escape(CpuFeatures()));
         table.AddRow("backend cpu", Markup.Escape(BackendRegistry.Cpu.Name));
+        AddCuda(table);
         AnsiConsole.Write(table);
         return 0;
+    }
+
+    private static void AddCuda(Table table)
+    {
+        var cuda = CudaSystemInfo.Collect();
+        table.AddRow("NVIDIA driver", Markup.Escape(cuda.KernelDriver ?? "not found (/proc/driver/nvidia/version)"));
+        table.AddRow("CUDA (driver API)", Markup.Escape(cuda.DriverApi ?? "-"));
+        if (cuda.Problem is not null) table.AddRow("backend cuda", Markup.Escape($"unavailable: {cuda.Problem}"));
+        foreach (var d in cuda.Devices)
+            table.AddRow($"backend cuda:{d.Index}", Markup.Escape(
+                $"{d.Name}, compute capability {d.Major}.{d.Minor} ({d.Architecture}), {d.TotalMemory / (1024.0 * 1024 * 1024):F1} GiB, " +
+                $"{d.Multiprocessors} SMs, L2 {d.L2CacheBytes / (1024 * 1024)} MiB"));
+        foreach (var lib in cuda.Libraries)
+        {
+            string text = lib.Found
+                ? $"{lib.Version ?? "found"} at {lib.Path}"
+                : $"not found; tried {lib.Tried.Count} paths: {string.Join("; ", lib.Tried.Take(6))}{(lib.Tried.Count > 6 ? "; ..." : "")}";
+            table.AddRow($"lib {lib.Name}", Markup.Escape(text));
+        }
     }
 
     private static string CpuFeatures()

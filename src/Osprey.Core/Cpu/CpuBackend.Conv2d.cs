@@ -126,7 +126,10 @@ public sealed partial class CpuBackend
             Sgemm.Run(rows, g.O, g.C, new MatRef(x, xLen, g.C, 1), new MatRef(w, wLen, 1, g.C), y, yLen, g.O, epi);
             return;
         }
-        float[] col = ArrayPool<float>.Shared.Rent(ohw * kk);
+        // im2col straight into the GEMM's packed-A panel order, so the big operand is copied once
+        int mr = Sgemm.PanelRows;
+        int colLen = (ohw + mr - 1) / mr * mr * kk;
+        float[] col = ArrayPool<float>.Shared.Rent(colLen);
         try
         {
             fixed (float* pc = col)
@@ -136,11 +139,11 @@ public sealed partial class CpuBackend
                     for (int gi = 0; gi < g.Groups; gi++)
                     {
                         long xo = (long)n * g.H * g.W * g.C + gi * g.Cg;
-                        Im2ColNhwc(g, new MatRef(x + xo, xLen - xo, 0, 0), (nint)pc, col.Length);
+                        Im2ColNhwcPacked(g, new MatRef(x + xo, xLen - xo, 0, 0), (nint)pc, colLen, mr);
                         long wo = (long)gi * og * kk, yo = (long)n * ohw * g.O + gi * og;
                         var bm = new MatRef(w + wo, wLen - wo, 1, kk);
                         var epi = new GemmEpilogue(bias is null ? null : bias + gi * og, og, false, res is null ? null : res + yo, yLen - yo, act);
-                        Sgemm.Run(ohw, og, kk, new MatRef(pc, col.Length, kk, 1), bm, y + yo, yLen - yo, g.O, epi);
+                        Sgemm.Run(ohw, og, kk, MatRef.PackedA(pc, colLen), bm, y + yo, yLen - yo, g.O, epi);
                     }
                 }
             }
@@ -151,30 +154,40 @@ public sealed partial class CpuBackend
         }
     }
 
-    /// <summary>col[oh*OW + ow, (kh*KW + kw)*Cg + c] = x[oh*sh - ph + kh*dh, ow*sw - pw + kw*dw, c] (0 outside), for one image and group; x points at channel g*Cg.</summary>
-    private static unsafe void Im2ColNhwc(ConvGeometry g, MatRef x, nint col, int colLen)
+    /// <summary>
+    /// The NHWC im2col matrix col[oh*OW + ow, (kh*KW + kw)*Cg + c] = x[oh*sh - ph + kh*dh, ow*sw - pw + kw*dw, c]
+    /// (0 outside), for one image and group (x points at channel g*Cg), written in packed-A panel order:
+    /// row r, column p at [(r / mr) * K * mr + p * mr + r % mr]; rows past OH*OW are zero.
+    /// </summary>
+    private static unsafe void Im2ColNhwcPacked(ConvGeometry g, MatRef x, nint col, int colLen, int mr)
     {
-        int kk = g.KH * g.KW * g.Cg;
-        Parallel2.For(g.OH, (long)g.OW * kk, (lo, hi) =>
+        int kk = g.KH * g.KW * g.Cg, rows = g.OH * g.OW, panels = (rows + mr - 1) / mr;
+        Parallel2.For(panels, (long)mr * kk, (lo, hi) =>
         {
             var src = x.Span;
             var dst = new Span<float>((void*)col, colLen);
-            for (long oh = lo; oh < hi; oh++)
+            for (long q = lo; q < hi; q++)
             {
-                for (int ow = 0; ow < g.OW; ow++)
+                var panel = dst.Slice((int)(q * kk * mr), kk * mr);
+                for (int i = 0; i < mr; i++)
                 {
-                    var drow = dst.Slice((int)((oh * g.OW + ow) * kk), kk);
+                    long r = q * mr + i;
+                    if (r >= rows)
+                    {
+                        for (int p = 0; p < kk; p++) panel[p * mr + i] = 0;
+                        continue;
+                    }
+                    int oh = (int)(r / g.OW), ow = (int)(r % g.OW);
                     for (int kh = 0; kh < g.KH; kh++)
                     {
-                        int ih = (int)oh * g.SH - g.PH + kh * g.DH;
-                        var dtap = drow.Slice(kh * g.KW * g.Cg, g.KW * g.Cg);
-                        if ((uint)ih >= (uint)g.H) { dtap.Clear(); continue; }
+                        int ih = oh * g.SH - g.PH + kh * g.DH;
                         for (int kw = 0; kw < g.KW; kw++)
                         {
                             int iw = ow * g.SW - g.PW + kw * g.DW;
-                            var d = dtap.Slice(kw * g.Cg, g.Cg);
-                            if ((uint)iw >= (uint)g.W) d.Clear();
-                            else src.Slice((ih * g.W + iw) * g.C, g.Cg).CopyTo(d);
+                            var d = panel.Slice((kh * g.KW + kw) * g.Cg * mr);
+                            if ((uint)ih >= (uint)g.H || (uint)iw >= (uint)g.W)
+                                for (int c = 0; c < g.Cg; c++) d[c * mr + i] = 0;
+                            else Sgemm.Scatter(src.Slice((ih * g.W + iw) * g.C, g.Cg), d, i, mr);
                         }
                     }
                 }

@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Numerics;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using Osprey.Core.Backends;
@@ -8,12 +9,17 @@ using Osprey.Core.Backends;
 namespace Osprey.Core.Cpu;
 
 /// <summary>A float matrix in native memory: element (i, j) at Ptr[i*Rs + j*Cs]; Length floats are reachable from Ptr.</summary>
-internal readonly unsafe struct MatRef(float* ptr, long length, long rs, long cs)
+internal readonly unsafe struct MatRef(float* ptr, long length, long rs, long cs, bool packed = false)
 {
     public readonly nint Ptr = (nint)ptr;
     public readonly long Length = length;
     public readonly long Rs = rs;
     public readonly long Cs = cs;
+
+    /// <summary>A is already in packed panel order for the whole K: element (i, p) at [(i / MR) * K * MR + p * MR + i % MR], MR = <see cref="Sgemm.PanelRows"/>.</summary>
+    public readonly bool IsPacked = packed;
+
+    public static MatRef PackedA(float* ptr, long length) => new(ptr, length, 0, 0, true);
 
     public ReadOnlySpan<float> Span => new((void*)Ptr, (int)Math.Min(Length, int.MaxValue));
 }
@@ -92,6 +98,9 @@ internal static unsafe class Sgemm
     public static string KernelName =>
         Gemm12x32Avx512.IsSupported ? "avx512 12x32" : UseAvx2 ? "avx2 6x16" : "scalar 4x4";
 
+    /// <summary>MR of the micro-kernel in use: the panel height of a pre-packed A (<see cref="MatRef.PackedA"/>).</summary>
+    public static int PanelRows => Gemm12x32Avx512.IsSupported ? Gemm12x32Avx512.MR : UseAvx2 ? Gemm6x16Avx2.MR : Gemm4x4Scalar.MR;
+
     private static bool UseAvx2 => Gemm6x16Avx2.IsSupported && Fma.IsSupported;
 
     /// <summary>C (m x n, row stride ldc, cLength floats reachable) = A (m x k) · B (k x n), then the epilogue.</summary>
@@ -153,7 +162,7 @@ internal static unsafe class Sgemm
             int kcMax = Math.Min(KC, k), ncMax = Math.Min(NC, n1 - n0);
             int nPanels = (ncMax + TK.NR - 1) / TK.NR, mPanels = (Math.Min(mc, m1 - m0) + TK.MR - 1) / TK.MR;
             float[] bArr = ArrayPool<float>.Shared.Rent(nPanels * TK.NR * kcMax);
-            float[] aArr = ArrayPool<float>.Shared.Rent(mPanels * TK.MR * kcMax);
+            float[] aArr = ArrayPool<float>.Shared.Rent(a.IsPacked ? 0 : mPanels * TK.MR * kcMax);
             try
             {
                 Span<float> tile = stackalloc float[TK.MR * TK.NR];
@@ -170,7 +179,7 @@ internal static unsafe class Sgemm
                         for (int ic = m0; ic < m1; ic += mc)
                         {
                             int mcc = Math.Min(mc, m1 - ic);
-                            PackA<TK>(aSrc, a.Rs, a.Cs, ic, mcc, pc, kc, aArr);
+                            if (!a.IsPacked) PackA<TK>(aSrc, a.Rs, a.Cs, ic, mcc, pc, kc, aArr);
                             for (int jr = 0; jr < nc; jr += TK.NR)
                             {
                                 int nr = Math.Min(TK.NR, nc - jr);
@@ -178,7 +187,9 @@ internal static unsafe class Sgemm
                                 for (int ir = 0; ir < mcc; ir += TK.MR)
                                 {
                                     int mr = Math.Min(TK.MR, mcc - ir);
-                                    var ap = new ReadOnlySpan<float>(aArr, ir / TK.MR * kc * TK.MR, kc * TK.MR);
+                                    var ap = a.IsPacked
+                                        ? aSrc.Slice((int)((long)(ic + ir) / TK.MR * k * TK.MR + (long)pc * TK.MR), kc * TK.MR)
+                                        : new ReadOnlySpan<float>(aArr, ir / TK.MR * kc * TK.MR, kc * TK.MR);
                                     int row = ic + ir, col = jc + jr;
                                     long off = row * ldc + col;
                                     if (mr == TK.MR && nr == TK.NR)
@@ -222,11 +233,7 @@ internal static unsafe class Sgemm
             long r0 = i0 + q * mr;
             if (cs == 1)
             {
-                for (int i = 0; i < rows; i++)
-                {
-                    var src = a.Slice((int)((r0 + i) * rs + p0), kc);
-                    for (int p = 0; p < src.Length; p++) d[p * mr + i] = src[p];
-                }
+                for (int i = 0; i < rows; i++) Scatter(a.Slice((int)((r0 + i) * rs + p0), kc), d, i, mr);
             }
             else if (rs == 1)
             {
@@ -260,11 +267,7 @@ internal static unsafe class Sgemm
             }
             else if (rs == 1)
             {
-                for (int j = 0; j < cols; j++)
-                {
-                    var src = b.Slice((int)((c0 + j) * cs + p0), kc);
-                    for (int p = 0; p < src.Length; p++) d[p * nr + j] = src[p];
-                }
+                for (int j = 0; j < cols; j++) Scatter(b.Slice((int)((c0 + j) * cs + p0), kc), d, j, nr);
             }
             else
             {
@@ -274,4 +277,27 @@ internal static unsafe class Sgemm
             }
         }
     }
+
+    /// <summary>dst[p*stride + lane] = src[p] for every p: one row of A (or column of B) into its packed panel.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void Scatter(ReadOnlySpan<float> src, Span<float> dst, int lane, int stride)
+    {
+        // checked once here, so the unchecked stores below stay inside dst
+        if ((uint)lane >= (uint)stride || (long)src.Length * stride > dst.Length) ThrowPack(src.Length, dst.Length, lane, stride);
+        ref float s = ref MemoryMarshal.GetReference(src);
+        ref float d = ref Unsafe.Add(ref MemoryMarshal.GetReference(dst), lane);
+        int n = src.Length, p = 0;
+        for (; p <= n - 4; p += 4)
+        {
+            Unsafe.Add(ref d, p * stride) = Unsafe.Add(ref s, p);
+            Unsafe.Add(ref d, (p + 1) * stride) = Unsafe.Add(ref s, p + 1);
+            Unsafe.Add(ref d, (p + 2) * stride) = Unsafe.Add(ref s, p + 2);
+            Unsafe.Add(ref d, (p + 3) * stride) = Unsafe.Add(ref s, p + 3);
+        }
+        for (; p < n; p++) Unsafe.Add(ref d, p * stride) = Unsafe.Add(ref s, p);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void ThrowPack(int src, int dst, int lane, int stride) =>
+        throw new InvalidOperationException($"sgemm pack: {src} values at lane {lane} of stride {stride} do not fit {dst}");
 }

@@ -1,0 +1,183 @@
+using Osprey.Core.Backends;
+using Osprey.Core.Ops;
+using Osprey.Core.Tensors;
+using Osprey.Cuda.Dnn;
+using Osprey.Cuda.Native;
+
+namespace Osprey.Cuda;
+
+// Convolutions through cuDNN 9's convolution API, NCHW or NHWC as the input comes. The forward algorithm
+// is chosen per shape by measurement (cudnnFindConvolutionForwardAlgorithmEx on the first call) and cached
+// with the descriptors. Epilogue: bias + ReLU (and a residual through cuDNN's z input with alpha2 = 1) fused
+// in cudnnConvolutionBiasActivationForward; bias + identity fused only with IMPLICIT_PRECOMP_GEMM, as cuDNN
+// allows; otherwise the convolution is followed by cudnnAddTensor (bias, residual) and cudnnActivationForward
+// (ReLU), or this backend's element-wise kernel (other activations), all in place on y.
+public sealed partial class CudaBackend
+{
+    /// <summary>Most workspace one convolution may use (its algorithm search included).</summary>
+    private const ulong ConvMaxWorkspace = 1UL << 30;
+
+    private readonly Lock _dnnLock = new();
+    private readonly Dictionary<ConvKey, ConvPlan> _convPlans = [];
+    private CuDnn? _dnn;
+    private CuDnnGraph? _dnnGraph;
+    private nint _dnnHandle;
+    private nint _dnnStream;
+    private long _convFusedFallbacks;
+
+    /// <summary>How often a fused cuDNN convolution epilogue was refused (NOT_SUPPORTED) and run unfused instead.</summary>
+    public long ConvFusedFallbacks => Interlocked.Read(ref _convFusedFallbacks);
+
+    public unsafe void Conv2d(Tensor x, Tensor weight, Conv2dParams p, Epilogue epilogue, Tensor y)
+    {
+        if (y.Numel == 0) return;
+        MakeCurrent();
+        if (x.Shape[1] == 0)
+        {
+            ApplyEpilogueOnly(y, epilogue);
+            return;
+        }
+        bool nhwc = !x.IsContiguous();
+        var format = nhwc ? MemoryFormat.ChannelsLast : MemoryFormat.Contiguous;
+        using var bias = epilogue.Bias is { } eb ? Op.Contiguous(eb) : null;
+        using var residual = epilogue.Residual is { } er ? Op.Contiguous(er, format) : null;
+        var act = epilogue.Activation;
+        var fusion = (bias is null ? ConvFusion.None : ConvFusion.Bias) | (residual is null ? ConvFusion.None : ConvFusion.Residual)
+            | (act.Kind == UnaryKind.Relu ? ConvFusion.Relu : ConvFusion.None);
+        var key = KeyOf(x, weight, p, fusion, Math.Min(Alignment(bias?.DataPointer ?? 0, 0), Alignment(residual?.DataPointer ?? 0, 0)));
+        var buffers = new ConvBuffers(x.DataPointer, weight.DataPointer, y.DataPointer, bias?.DataPointer ?? 0, residual?.DataPointer ?? 0);
+
+        lock (_dnnLock)
+        {
+            var dnn = DnnApi();
+            if (!_convPlans.TryGetValue(key, out var plan))
+            {
+                plan = new ConvPlan(dnn, key);
+                if (plan.OutN != y.Shape[0] || plan.OutC != y.Shape[1] || plan.OutH != y.Shape[2] || plan.OutW != y.Shape[3])
+                {
+                    plan.Dispose();
+                    throw new CudaException($"conv2d: cuDNN computes output [{plan.OutN}, {plan.OutC}, {plan.OutH}, {plan.OutW}] for {key}, Op allocated {y.Shape}");
+                }
+                try
+                {
+                    // exact fp32 stays on the legacy API with FMA math; everything else tries the backend API first
+                    if (key.DType != DType.Float32 || key.Tf32)
+                    {
+                        if (fusion != ConvFusion.None)
+                        {
+                            plan.Graph = GraphConv.Build(_dnnGraph!, _dnnHandle, key, fusion, (long)ConvMaxWorkspace, buffers, Workspace, Stream);
+                            if (plan.Graph is null) Interlocked.Increment(ref _convFusedFallbacks);
+                        }
+                        plan.Graph ??= GraphConv.Build(_dnnGraph!, _dnnHandle, key, ConvFusion.None, (long)ConvMaxWorkspace, buffers, Workspace, Stream);
+                    }
+                    if (plan.Graph is null)
+                    {
+                        nuint cap = plan.MaxWorkspace(_dnnHandle, (nuint)ConvMaxWorkspace);
+                        using var searchSpace = Workspace((long)cap);
+                        plan.Search(_dnnHandle, x.DataPointer, weight.DataPointer, y.DataPointer, (nint)(searchSpace?.Pointer ?? 0), cap);
+                    }
+                }
+                catch
+                {
+                    plan.Dispose();
+                    throw;
+                }
+                _convPlans.Add(key, plan);
+            }
+            using var ws = Workspace(plan.Graph?.WorkspaceBytes ?? (long)plan.WorkspaceBytes);
+            nint wsp = (nint)(ws?.Pointer ?? 0);
+
+            bool fusable = plan.Graph is null && bias is not null && !plan.FusedUnsupported
+                && (act.Kind == UnaryKind.Relu || (act.Kind == UnaryKind.Identity && plan.Algo == CudnnConvFwdAlgo.ImplicitPrecompGemm));
+            if (fusable)
+            {
+                float alpha1 = 1f, alpha2 = residual is null ? 0f : 1f;
+                int status = dnn.ConvolutionBiasActivationForward(_dnnHandle, &alpha1, plan.X, x.DataPointer, plan.W, weight.DataPointer,
+                    plan.Conv, plan.Algo, wsp, plan.WorkspaceBytes, &alpha2, plan.Y, residual?.DataPointer ?? y.DataPointer,
+                    plan.Bias, bias!.DataPointer, act.Kind == UnaryKind.Relu ? plan.Relu : plan.Identity, plan.Y, y.DataPointer);
+                if (status == 0) return;
+                if (status / 1000 != CudnnStatusNotSupportedClass) dnn.Check(status, "cudnnConvolutionBiasActivationForward");
+                plan.FusedUnsupported = true;
+                Interlocked.Increment(ref _convFusedFallbacks);
+            }
+
+            float one = 1f, zero = 0f;
+            var done = ConvFusion.None;
+            if (plan.Graph is { } graph)
+            {
+                dnn.Check(graph.Run(_dnnHandle, buffers, wsp), "cudnnBackendExecute(convolution forward)");
+                done = graph.Fused;
+            }
+            else
+                dnn.Check(dnn.ConvolutionForward(_dnnHandle, &one, plan.X, x.DataPointer, plan.W, weight.DataPointer, plan.Conv, plan.Algo,
+                    wsp, plan.WorkspaceBytes, &zero, plan.Y, y.DataPointer));
+            if (bias is not null && !done.HasFlag(ConvFusion.Bias))
+                dnn.Check(dnn.AddTensor(_dnnHandle, &one, plan.Bias, bias.DataPointer, &one, plan.Y, y.DataPointer));
+            if (residual is not null && !done.HasFlag(ConvFusion.Residual))
+                dnn.Check(dnn.AddTensor(_dnnHandle, &one, plan.Y, residual.DataPointer, &one, plan.Y, y.DataPointer));
+            if (act.Kind == UnaryKind.Relu && !done.HasFlag(ConvFusion.Relu))
+                dnn.Check(dnn.ActivationForward(_dnnHandle, plan.Relu, &one, plan.Y, y.DataPointer, &zero, plan.Y, y.DataPointer));
+        }
+        if (act.Kind is not (UnaryKind.Identity or UnaryKind.Relu))
+        {
+            using var flat = DenseFlat(y);
+            Unary(act, flat, flat);
+        }
+    }
+
+    /// <summary>CUDNN_STATUS_NOT_SUPPORTED is 3000 and its cuDNN 9 sub-codes (shape, layout, data type...) are 3001-3999.</summary>
+    private const int CudnnStatusNotSupportedClass = 3;
+
+    private ConvKey KeyOf(Tensor x, Tensor weight, Conv2dParams p, ConvFusion fusion, int epilogueAlignment = 256) =>
+        new(x.DType, !x.IsContiguous(), x.DType == DType.Float32 && Options.AllowTf32,
+            x.Shape[0], x.Shape[1], x.Shape[2], x.Shape[3], weight.Shape[0], weight.Shape[2], weight.Shape[3],
+            p.StrideH, p.StrideW, p.PadH, p.PadW, p.DilationH, p.DilationW, p.Groups,
+            // outputs come fresh from the allocator (256-byte aligned); inputs may be offset views
+            Math.Min(Math.Min(Alignment(x.DataPointer, 0), Alignment(weight.DataPointer, 0)), Math.Min(epilogueAlignment, 16)), fusion);
+
+    /// <summary>What runs the convolution of x by w with p, its workspace and measured time (null before its first run).</summary>
+    internal (string Engine, ulong WorkspaceBytes, float MeasuredMs)? ConvChoiceFor(Tensor x, Tensor weight, Conv2dParams p, ConvFusion fusion = ConvFusion.None)
+    {
+        var key = KeyOf(x, weight, p, fusion);
+        lock (_dnnLock)
+        {
+            if (!_convPlans.TryGetValue(key, out var plan)) return null;
+            return plan.Graph is { } g ? (plan.Describe(), (ulong)g.WorkspaceBytes, g.MeasuredMs) : (plan.Describe(), (ulong)plan.WorkspaceBytes, plan.MeasuredMs);
+        }
+    }
+
+    private CuDnn DnnApi()
+    {
+        if (_dnn is null)
+        {
+            nint library = NativeLibraries.Load(NativeLibraries.Cudnn);
+            var api = new CuDnn(library);
+            _dnnGraph = new CuDnnGraph(api, library);
+            MakeCurrent();
+            nint h;
+            unsafe { api.Check(api.Create(&h)); }
+            _dnnHandle = h;
+            _dnn = api;
+        }
+        if (_dnnStream != Stream.Handle)
+        {
+            unsafe { _dnn.Check(_dnn.SetStream(_dnnHandle, Stream.Handle)); }
+            _dnnStream = Stream.Handle;
+        }
+        return _dnn;
+    }
+
+    private void DisposeDnn()
+    {
+        lock (_dnnLock)
+        {
+            foreach (var plan in _convPlans.Values) plan.Dispose();
+            _convPlans.Clear();
+            if (_dnn is not null && _dnnHandle != 0)
+            {
+                unsafe { _dnn.Destroy(_dnnHandle); }
+                _dnnHandle = 0;
+            }
+        }
+    }
+}

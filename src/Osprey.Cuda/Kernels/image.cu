@@ -1,0 +1,101 @@
+// Pooling and resizing of [N, C, H, W] tensors in either memory format: elements are addressed through
+// the tensors' own strides (sx*/sy* in elements), and threads walk y in its memory order (nhwc = 1 puts
+// channels fastest) so that writes are coalesced.
+
+struct Geo
+{
+    int n, c, h, w, oh, ow;
+    int nhwc;
+    int pad0;
+    i64 sxn, sxc, sxh, sxw;
+    i64 syn, syc, syh, syw;
+};
+
+__device__ __forceinline__ void out_coords(const Geo& g, i64 i, int& n, int& c, int& y, int& x)
+{
+    if (g.nhwc) { c = (int)(i % g.c); i /= g.c; x = (int)(i % g.ow); i /= g.ow; y = (int)(i % g.oh); n = (int)(i / g.oh); }
+    else { x = (int)(i % g.ow); i /= g.ow; y = (int)(i % g.oh); i /= g.oh; c = (int)(i % g.c); n = (int)(i / g.c); }
+}
+
+// kind 0 max, 1 average (PyTorch's divisor rules for padding and ceil_mode windows).
+template <typename T>
+__device__ void pool2d(const T* __restrict__ x, T* __restrict__ y, Geo g, int kh, int kw, int sh, int sw, int ph, int pw, int kind, int countPad)
+{
+    typedef Num<T> N;
+    i64 total = (i64)g.n * g.c * g.oh * g.ow;
+    for (i64 i = global_id(); i < total; i += grid_size())
+    {
+        int n, c, oy, ox;
+        out_coords(g, i, n, c, oy, ox);
+        const T* xb = x + n * g.sxn + c * g.sxc;
+        int h0 = oy * sh - ph, w0 = ox * sw - pw;
+        float r;
+        if (kind == 0)
+        {
+            int h1 = min(h0 + kh, g.h), w1 = min(w0 + kw, g.w);
+            h0 = max(h0, 0); w0 = max(w0, 0);
+            r = -__int_as_float(0x7f800000);
+            for (int yy = h0; yy < h1; yy++)
+                for (int xx = w0; xx < w1; xx++)
+                {
+                    float v = N::to(xb[yy * g.sxh + xx * g.sxw]);
+                    if (v > r || is_nan(v)) r = v;
+                    if (is_nan(r)) break;
+                }
+        }
+        else
+        {
+            int h1 = min(h0 + kh, g.h + ph), w1 = min(w0 + kw, g.w + pw);
+            int poolSize = (h1 - h0) * (w1 - w0);
+            h0 = max(h0, 0); w0 = max(w0, 0);
+            h1 = min(h1, g.h); w1 = min(w1, g.w);
+            float s = 0.f;
+            for (int yy = h0; yy < h1; yy++)
+                for (int xx = w0; xx < w1; xx++) s += N::to(xb[yy * g.sxh + xx * g.sxw]);
+            int div = countPad ? poolSize : (h1 - h0) * (w1 - w0);
+            r = s / (float)div;
+        }
+        y[n * g.syn + c * g.syc + oy * g.syh + ox * g.syw] = N::from(r);
+    }
+}
+
+// Source coordinate scale as PyTorch computes it for align_corners=False: in / out, in float.
+__device__ __forceinline__ float area_scale(int in, int out) { return (float)in / (float)out; }
+
+// mode 0 nearest (floor(dst * scale), clamped), 1 bilinear (half-pixel centres, clamped at 0).
+template <typename T>
+__device__ void resize(const T* __restrict__ x, T* __restrict__ y, Geo g, int mode)
+{
+    typedef Num<T> N;
+    i64 total = (i64)g.n * g.c * g.oh * g.ow;
+    float shs = area_scale(g.h, g.oh), sws = area_scale(g.w, g.ow);
+    for (i64 i = global_id(); i < total; i += grid_size())
+    {
+        int n, c, oy, ox;
+        out_coords(g, i, n, c, oy, ox);
+        const T* xb = x + n * g.sxn + c * g.sxc;
+        float r;
+        if (mode == 0)
+        {
+            int sy = min((int)floorf(oy * shs), g.h - 1), sx = min((int)floorf(ox * sws), g.w - 1);
+            r = N::to(xb[sy * g.sxh + sx * g.sxw]);
+        }
+        else
+        {
+            float fy = fmaxf(shs * (oy + 0.5f) - 0.5f, 0.f), fx = fmaxf(sws * (ox + 0.5f) - 0.5f, 0.f);
+            int y0 = (int)fy, x0 = (int)fx;
+            int y1 = y0 + (y0 < g.h - 1 ? 1 : 0), x1 = x0 + (x0 < g.w - 1 ? 1 : 0);
+            float ly = fy - y0, lx = fx - x0;
+            float v00 = N::to(xb[y0 * g.sxh + x0 * g.sxw]), v01 = N::to(xb[y0 * g.sxh + x1 * g.sxw]);
+            float v10 = N::to(xb[y1 * g.sxh + x0 * g.sxw]), v11 = N::to(xb[y1 * g.sxh + x1 * g.sxw]);
+            r = (1.f - ly) * ((1.f - lx) * v00 + lx * v01) + ly * ((1.f - lx) * v10 + lx * v11);
+        }
+        y[n * g.syn + c * g.syc + oy * g.syh + ox * g.syw] = N::from(r);
+    }
+}
+
+#define IMAGE(T, S) \
+    extern "C" __global__ void pool2d_##S(const T* x, T* y, Geo g, int kh, int kw, int sh, int sw, int ph, int pw, int kind, int countPad) \
+    { pool2d<T>(x, y, g, kh, kw, sh, sw, ph, pw, kind, countPad); } \
+    extern "C" __global__ void resize_##S(const T* x, T* y, Geo g, int mode) { resize<T>(x, y, g, mode); }
+FOR_FLOATS(IMAGE)
