@@ -11,6 +11,7 @@ public static class Program
         var root = new RootCommand("Osprey: GPU object detection for .NET")
         {
             InfoCommand.Create(),
+            InferCommand.Create(),
             EvalCommand.Create(),
             DoctorCommand.Create(),
         };
