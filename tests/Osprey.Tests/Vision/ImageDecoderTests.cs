@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Osprey.Vision.Codecs;
 using Osprey.Vision.Imaging;
+using Osprey.Tests.Support;
 
 namespace Osprey.Tests.Vision;
 
@@ -9,7 +10,7 @@ public class ImageDecoderTests
 {
     private static string Fixture(string name) => Path.Combine(AppContext.BaseDirectory, "Fixtures", "images", name);
 
-    internal static string CocoDir => Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, "..", "..", "..", "..", "..", "..", "shared", "data", "coco128", "train2017"));
+    internal static string CocoDir => RepoPaths.Shared("data", "coco128", "train2017");
 
     private static string Fnv(byte[] bytes)
     {
