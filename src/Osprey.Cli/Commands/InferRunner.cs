@@ -110,6 +110,7 @@ public static class InferRunner
                 $"({ok / Math.Max(clock.Elapsed.TotalSeconds, 1e-9):F2} images/s) on {Markup.Escape(detector.Device.ToString())}; wrote {Markup.Escape(s.Output)}");
             if (unknown > 0)
                 AnsiConsole.MarkupLine($"[yellow]left out {unknown} detections whose category id is not in the annotations' categories[/]");
+            if (s.Annotations is not null) Evaluate(s.Annotations, s.Output, ok);
             if (failures.Count == 0) return 0;
             AnsiConsole.MarkupLine($"[red]{failures.Count} input(s) failed:[/]");
             foreach (var (f, why) in failures)
@@ -158,6 +159,17 @@ public static class InferRunner
     }
 
     /// <summary>COCO annotations: file_name to image id, and category id to name.</summary>
+    /// <summary>COCO evaluation of the results just written against the annotations, printed as `osprey eval` does.</summary>
+    private static void Evaluate(string annotations, string results, int processed)
+    {
+        var result = Osprey.Detection.Evaluation.CocoEvaluator.EvaluateFiles(annotations, results);
+        int images = result.ImageCount;
+        if (images != processed)
+            AnsiConsole.MarkupLine($"[yellow]note: the annotations hold {images} images and {processed} were processed; " +
+                "COCOeval counts every annotated image, so objects in images not processed count as missed[/]");
+        EvalCommand.Report(result, new EvalReportOptions());
+    }
+
     internal static (Dictionary<string, long> Ids, Dictionary<int, string> Names) ReadAnnotations(string path)
     {
         using var doc = JsonDocument.Parse(File.ReadAllBytes(path));

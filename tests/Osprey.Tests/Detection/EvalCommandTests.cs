@@ -8,6 +8,7 @@ using Spectre.Console;
 namespace Osprey.Tests.Detection;
 
 /// <summary>`osprey eval`'s outputs: per-class table, stats JSON at full precision, PR-curve PNGs.</summary>
+[Collection(ConsoleCollection.Name)]
 public sealed class EvalCommandTests : IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("osprey-eval-").FullName;

@@ -7,6 +7,7 @@ using Osprey.Tests.Vision;
 namespace Osprey.Tests.Detection;
 
 /// <summary>`osprey infer` end to end on the CPU with formula weights at a tiny input size, including bad inputs.</summary>
+[Collection(ConsoleCollection.Name)]
 public sealed class InferCommandTests : IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("osprey-infer-").FullName;
@@ -52,9 +53,18 @@ public sealed class InferCommandTests : IDisposable
 
         // with annotations: ids by file name, and only the annotations' categories (torchvision's 91 labels include unused ids)
         string annotations = Path.Combine(ImageDecoderTests.CocoDir, "..", "annotations", "instances_train2017.json");
-        rc = Osprey.Cli.Program.Main(["infer", "--arch", "retinanet_resnet18_fpn", "--weights", weights, "--images", Path.Combine(images, "000000000009.jpg"),
-            "--annotations", annotations, "--output", output, "--resize", "64", "--max-size", "96"]);
+        var console = new StringWriter();
+        var saved = Console.Out;
+        Console.SetOut(console);
+        try
+        {
+            rc = Osprey.Cli.Program.Main(["infer", "--arch", "retinanet_resnet18_fpn", "--weights", weights, "--images", Path.Combine(images, "000000000009.jpg"),
+                "--annotations", annotations, "--output", output, "--resize", "64", "--max-size", "96"]);
+        }
+        finally { Console.SetOut(saved); }
         Assert.Equal(0, rc);
+        // the detections were evaluated against the annotations right after inference (COCOeval's summary layout)
+        Assert.Contains(" Average Precision  (AP) @[ IoU=0.50:0.95 | area=   all | maxDets=100 ] = ", console.ToString(), StringComparison.Ordinal);
         using var gt = JsonDocument.Parse(File.ReadAllText(annotations));
         var categories = gt.RootElement.GetProperty("categories").EnumerateArray().Select(c => c.GetProperty("id").GetInt32()).ToHashSet();
         using var doc2 = JsonDocument.Parse(File.ReadAllText(output));

@@ -9,3 +9,10 @@ public sealed class MemoryCountersCollection
 {
     public const string MemoryCounters = "memory counters";
 }
+
+/// <summary>Tests that redirect Console.Out (a process-wide setting) run one at a time.</summary>
+[CollectionDefinition(Name)]
+public sealed class ConsoleCollection
+{
+    public const string Name = "console output";
+}
