@@ -54,6 +54,7 @@ public static class GpuCoreBench
                 ("mul scalar", () => Op.Binary(BinaryOp.Mul, a, 1.5), 2 * N * es),
                 ("add row bias", () => Op.Add(m, bias), 2 * N * es),
                 ($"cast to {other.Name()}", () => Op.Cast(a, other), N * (es + other.SizeOf())),
+                ("fill (write only)", () => Tensor.Full(a.Shape, 1.0, t, gpu), N * es),
             ];
             foreach (var (name, fn, bytes) in ops)
             {

@@ -52,6 +52,7 @@ def main():
             "add row bias": (lambda: m + bias, 2 * N * es),
             "cast to " + ("float16" if dtype == torch.float32 else "float32"):
                 (lambda: a.to(torch.float16 if dtype == torch.float32 else torch.float32), N * (es + (2 if dtype == torch.float32 else 4))),
+            "fill (write only)": (lambda: torch.full((N,), 1.0, dtype=dtype, device=dev), N * es),
         }
         for op, (fn, nbytes) in ops.items():
             ms = timed(fn)
