@@ -131,8 +131,17 @@ internal static unsafe class Sgemm
         Parallel2.For(panels, (long)TK.NR * k, (lo, hi) =>
         {
             var dsts = new Span<float>((void*)d, (int)Math.Min(dstLength, int.MaxValue));
-            int j0 = (int)lo * TK.NR, j1 = Math.Min(n, (int)hi * TK.NR);
-            PackB<TK>(b.Span, b.Rs, b.Cs, 0, k, j0, j1 - j0, dsts.Slice((int)(lo * k * TK.NR)));
+            var src = b.Span;
+            for (long q = lo; q < hi; q++)
+            {
+                // one panel, KC rows of it at a time: the same cache footprint as the per-block packing
+                int j0 = (int)q * TK.NR, cols = Math.Min(TK.NR, n - j0);
+                for (int pc = 0; pc < k; pc += KC)
+                {
+                    int kc = Math.Min(KC, k - pc);
+                    PackB<TK>(src, b.Rs, b.Cs, pc, kc, j0, cols, dsts.Slice((int)(q * k * TK.NR + (long)pc * TK.NR), kc * TK.NR));
+                }
+            }
         });
     }
 
@@ -304,7 +313,13 @@ internal static unsafe class Sgemm
             }
             else if (rs == 1)
             {
-                for (int j = 0; j < cols; j++) Scatter(b.Slice((int)((c0 + j) * cs + p0), kc), d, j, nr);
+                // transposed source: copy in kc-blocks of 16 so each block's stores stay in a 2 KB tile
+                for (int pb = 0; pb < kc; pb += 16)
+                {
+                    int len = Math.Min(16, kc - pb);
+                    var dt = d.Slice(pb * nr, len * nr);
+                    for (int j = 0; j < cols; j++) Scatter(b.Slice((int)((c0 + j) * cs + p0 + pb), len), dt, j, nr);
+                }
             }
             else
             {
