@@ -120,9 +120,14 @@ public sealed partial class CpuBackend
         int og = g.O / g.Groups, kk = g.KH * g.KW * g.Cg, ohw = g.OH * g.OW;
         if (g.IsPointwise && g.Groups == 1)
         {
-            // y[N*H*W, O] = x[N*H*W, C] · w[O, C]ᵀ, with wᵀ packed once here rather than by each thread
+            // y[N*H*W, O] = x[N*H*W, C] · w[O, C]ᵀ, with wᵀ packed once here when every thread would pack all of it
             int rows = g.N * ohw;
             var epi = new GemmEpilogue(bias, g.O, false, res, yLen, act);
+            if (!Sgemm.SharesB(rows, g.O, g.C))
+            {
+                Sgemm.Run(rows, g.O, g.C, new MatRef(x, xLen, g.C, 1), new MatRef(w, wLen, 1, g.C), y, yLen, g.O, epi);
+                return;
+            }
             long wpLen = Sgemm.PackedBLength(g.C, g.O);
             float[] wT = ArrayPool<float>.Shared.Rent((int)wpLen);
             try
@@ -142,9 +147,10 @@ public sealed partial class CpuBackend
         // im2col straight into the GEMM's packed-A panel order, so the big operand is copied once
         int mr = Sgemm.PanelRows;
         int colLen = (ohw + mr - 1) / mr * mr * kk;
-        // and each group's weights packed once, shared by every image and thread
+        // and each group's weights packed once, shared by every image and thread (when more than one would pack them)
+        bool prepack = g.N > 1 || Sgemm.SharesB(ohw, og, kk);
         float[] col = ArrayPool<float>.Shared.Rent(colLen);
-        float[] wp = ArrayPool<float>.Shared.Rent((int)Sgemm.PackedBLength(kk, og));
+        float[] wp = ArrayPool<float>.Shared.Rent(prepack ? (int)Sgemm.PackedBLength(kk, og) : 0);
         try
         {
             fixed (float* pc = col, pwp = wp)
@@ -152,8 +158,12 @@ public sealed partial class CpuBackend
                 for (int gi = 0; gi < g.Groups; gi++)
                 {
                     long wo = (long)gi * og * kk;
-                    Sgemm.PackWholeB(kk, og, new MatRef(w + wo, wLen - wo, 1, kk), pwp, wp.Length);
-                    var bm = MatRef.PackedB(pwp, wp.Length);
+                    var bm = new MatRef(w + wo, wLen - wo, 1, kk);
+                    if (prepack)
+                    {
+                        Sgemm.PackWholeB(kk, og, bm, pwp, wp.Length);
+                        bm = MatRef.PackedB(pwp, wp.Length);
+                    }
                     for (int n = 0; n < g.N; n++)
                     {
                         long xo = (long)n * g.H * g.W * g.C + gi * g.Cg;

@@ -109,6 +109,18 @@ internal static unsafe class Sgemm
     /// <summary>NR of the micro-kernel in use: the panel width of a pre-packed B (<see cref="MatRef.PackedB"/>).</summary>
     public static int PanelCols => Gemm12x32Avx512.IsSupported ? Gemm12x32Avx512.NR : UseAvx2 ? Gemm6x16Avx2.NR : Gemm4x4Scalar.NR;
 
+    /// <summary>
+    /// True when <see cref="Run"/> would give every thread all of B (it splits M over several threads),
+    /// so each would pack the same B: then packing it once beforehand (<see cref="PackWholeB"/>) pays.
+    /// </summary>
+    public static bool SharesB(int m, int n, int k)
+    {
+        int mr = PanelRows, nr = PanelCols;
+        int mTiles = (m + mr - 1) / mr, nTiles = (n + nr - 1) / nr;
+        long flops = (long)m * n * Math.Max(k, 1);
+        return Environment.ProcessorCount > 1 && flops >= MinParallelFlops && mTiles >= nTiles && mTiles > 1;
+    }
+
     /// <summary>Floats a whole-K packed B of k x n takes (n rounded up to whole panels).</summary>
     public static long PackedBLength(int k, int n) => (long)(n + PanelCols - 1) / PanelCols * PanelCols * k;
 
