@@ -120,28 +120,55 @@ public sealed partial class CpuBackend
         int og = g.O / g.Groups, kk = g.KH * g.KW * g.Cg, ohw = g.OH * g.OW;
         if (g.IsPointwise && g.Groups == 1)
         {
-            // y[N*H*W, O] = x[N*H*W, C] · w[O, C]ᵀ
+            // y[N*H*W, O] = x[N*H*W, C] · w[O, C]ᵀ, with wᵀ packed once here when every thread would pack all of it
             int rows = g.N * ohw;
             var epi = new GemmEpilogue(bias, g.O, false, res, yLen, act);
-            Sgemm.Run(rows, g.O, g.C, new MatRef(x, xLen, g.C, 1), new MatRef(w, wLen, 1, g.C), y, yLen, g.O, epi);
+            if (!Sgemm.SharesB(rows, g.O, g.C))
+            {
+                Sgemm.Run(rows, g.O, g.C, new MatRef(x, xLen, g.C, 1), new MatRef(w, wLen, 1, g.C), y, yLen, g.O, epi);
+                return;
+            }
+            long wpLen = Sgemm.PackedBLength(g.C, g.O);
+            float[] wT = ArrayPool<float>.Shared.Rent((int)wpLen);
+            try
+            {
+                fixed (float* pwT = wT)
+                {
+                    Sgemm.PackWholeB(g.C, g.O, new MatRef(w, wLen, 1, g.C), pwT, wT.Length);
+                    Sgemm.Run(rows, g.O, g.C, new MatRef(x, xLen, g.C, 1), MatRef.PackedB(pwT, wT.Length), y, yLen, g.O, epi);
+                }
+            }
+            finally
+            {
+                ArrayPool<float>.Shared.Return(wT);
+            }
             return;
         }
         // im2col straight into the GEMM's packed-A panel order, so the big operand is copied once
         int mr = Sgemm.PanelRows;
         int colLen = (ohw + mr - 1) / mr * mr * kk;
+        // and each group's weights packed once, shared by every image and thread (when more than one would pack them)
+        bool prepack = g.N > 1 || Sgemm.SharesB(ohw, og, kk);
         float[] col = ArrayPool<float>.Shared.Rent(colLen);
+        float[] wp = ArrayPool<float>.Shared.Rent(prepack ? (int)Sgemm.PackedBLength(kk, og) : 0);
         try
         {
-            fixed (float* pc = col)
+            fixed (float* pc = col, pwp = wp)
             {
-                for (int n = 0; n < g.N; n++)
+                for (int gi = 0; gi < g.Groups; gi++)
                 {
-                    for (int gi = 0; gi < g.Groups; gi++)
+                    long wo = (long)gi * og * kk;
+                    var bm = new MatRef(w + wo, wLen - wo, 1, kk);
+                    if (prepack)
+                    {
+                        Sgemm.PackWholeB(kk, og, bm, pwp, wp.Length);
+                        bm = MatRef.PackedB(pwp, wp.Length);
+                    }
+                    for (int n = 0; n < g.N; n++)
                     {
                         long xo = (long)n * g.H * g.W * g.C + gi * g.Cg;
                         Im2ColNhwcPacked(g, new MatRef(x + xo, xLen - xo, 0, 0), (nint)pc, colLen, mr);
-                        long wo = (long)gi * og * kk, yo = (long)n * ohw * g.O + gi * og;
-                        var bm = new MatRef(w + wo, wLen - wo, 1, kk);
+                        long yo = (long)n * ohw * g.O + gi * og;
                         var epi = new GemmEpilogue(bias is null ? null : bias + gi * og, og, false, res is null ? null : res + yo, yLen - yo, act);
                         Sgemm.Run(ohw, og, kk, MatRef.PackedA(pc, colLen), bm, y + yo, yLen - yo, g.O, epi);
                     }
@@ -150,6 +177,7 @@ public sealed partial class CpuBackend
         }
         finally
         {
+            ArrayPool<float>.Shared.Return(wp);
             ArrayPool<float>.Shared.Return(col);
         }
     }

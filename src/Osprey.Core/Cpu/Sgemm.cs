@@ -9,7 +9,7 @@ using Osprey.Core.Backends;
 namespace Osprey.Core.Cpu;
 
 /// <summary>A float matrix in native memory: element (i, j) at Ptr[i*Rs + j*Cs]; Length floats are reachable from Ptr.</summary>
-internal readonly unsafe struct MatRef(float* ptr, long length, long rs, long cs, bool packed = false)
+internal readonly unsafe struct MatRef(float* ptr, long length, long rs, long cs, bool packed = false, bool packedB = false)
 {
     public readonly nint Ptr = (nint)ptr;
     public readonly long Length = length;
@@ -20,6 +20,11 @@ internal readonly unsafe struct MatRef(float* ptr, long length, long rs, long cs
     public readonly bool IsPacked = packed;
 
     public static MatRef PackedA(float* ptr, long length) => new(ptr, length, 0, 0, true);
+
+    /// <summary>B is already in packed panel order for the whole K (<see cref="Sgemm.PackWholeB"/>): element (p, j) at [(j / NR) * K * NR + p * NR + j % NR], NR = <see cref="Sgemm.PanelCols"/>.</summary>
+    public readonly bool IsPackedB = packedB;
+
+    public static MatRef PackedB(float* ptr, long length) => new(ptr, length, 0, 0, false, true);
 
     public ReadOnlySpan<float> Span => new((void*)Ptr, (int)Math.Min(Length, int.MaxValue));
 }
@@ -101,6 +106,57 @@ internal static unsafe class Sgemm
     /// <summary>MR of the micro-kernel in use: the panel height of a pre-packed A (<see cref="MatRef.PackedA"/>).</summary>
     public static int PanelRows => Gemm12x32Avx512.IsSupported ? Gemm12x32Avx512.MR : UseAvx2 ? Gemm6x16Avx2.MR : Gemm4x4Scalar.MR;
 
+    /// <summary>NR of the micro-kernel in use: the panel width of a pre-packed B (<see cref="MatRef.PackedB"/>).</summary>
+    public static int PanelCols => Gemm12x32Avx512.IsSupported ? Gemm12x32Avx512.NR : UseAvx2 ? Gemm6x16Avx2.NR : Gemm4x4Scalar.NR;
+
+    /// <summary>
+    /// True when <see cref="Run"/> would give every thread all of B (it splits M over several threads),
+    /// so each would pack the same B: then packing it once beforehand (<see cref="PackWholeB"/>) pays.
+    /// </summary>
+    public static bool SharesB(int m, int n, int k)
+    {
+        int mr = PanelRows, nr = PanelCols;
+        int mTiles = (m + mr - 1) / mr, nTiles = (n + nr - 1) / nr;
+        long flops = (long)m * n * Math.Max(k, 1);
+        return Environment.ProcessorCount > 1 && flops >= MinParallelFlops && mTiles >= nTiles && mTiles > 1;
+    }
+
+    /// <summary>Floats a whole-K packed B of k x n takes (n rounded up to whole panels).</summary>
+    public static long PackedBLength(int k, int n) => (long)(n + PanelCols - 1) / PanelCols * PanelCols * k;
+
+    /// <summary>
+    /// Packs all of B (k x n) once into NR-wide panels over the whole K, so one packing serves every
+    /// product (and every thread) that multiplies by the same B; the panels are split over threads.
+    /// </summary>
+    public static void PackWholeB(int k, int n, MatRef b, float* dst, long dstLength)
+    {
+        if (dstLength < PackedBLength(k, n)) throw new ArgumentException($"sgemm pack B: {dstLength} floats cannot hold {k}x{n} packed ({PackedBLength(k, n)})");
+        if (Gemm12x32Avx512.IsSupported) PackWholeB<Gemm12x32Avx512>(k, n, b, dst, dstLength);
+        else if (UseAvx2) PackWholeB<Gemm6x16Avx2>(k, n, b, dst, dstLength);
+        else PackWholeB<Gemm4x4Scalar>(k, n, b, dst, dstLength);
+    }
+
+    private static void PackWholeB<TK>(int k, int n, MatRef b, float* dst, long dstLength) where TK : IGemmKernel
+    {
+        int panels = (n + TK.NR - 1) / TK.NR;
+        nint d = (nint)dst;
+        Parallel2.For(panels, (long)TK.NR * k, (lo, hi) =>
+        {
+            var dsts = new Span<float>((void*)d, (int)Math.Min(dstLength, int.MaxValue));
+            var src = b.Span;
+            for (long q = lo; q < hi; q++)
+            {
+                // one panel, KC rows of it at a time: the same cache footprint as the per-block packing
+                int j0 = (int)q * TK.NR, cols = Math.Min(TK.NR, n - j0);
+                for (int pc = 0; pc < k; pc += KC)
+                {
+                    int kc = Math.Min(KC, k - pc);
+                    PackB<TK>(src, b.Rs, b.Cs, pc, kc, j0, cols, dsts.Slice((int)(q * k * TK.NR + (long)pc * TK.NR), kc * TK.NR));
+                }
+            }
+        });
+    }
+
     private static bool UseAvx2 => Gemm6x16Avx2.IsSupported && Fma.IsSupported;
 
     /// <summary>C (m x n, row stride ldc, cLength floats reachable) = A (m x k) · B (k x n), then the epilogue.</summary>
@@ -161,7 +217,7 @@ internal static unsafe class Sgemm
             int mc = 128 / TK.MR * TK.MR;
             int kcMax = Math.Min(KC, k), ncMax = Math.Min(NC, n1 - n0);
             int nPanels = (ncMax + TK.NR - 1) / TK.NR, mPanels = (Math.Min(mc, m1 - m0) + TK.MR - 1) / TK.MR;
-            float[] bArr = ArrayPool<float>.Shared.Rent(nPanels * TK.NR * kcMax);
+            float[] bArr = ArrayPool<float>.Shared.Rent(b.IsPackedB ? 0 : nPanels * TK.NR * kcMax);
             float[] aArr = ArrayPool<float>.Shared.Rent(a.IsPacked ? 0 : mPanels * TK.MR * kcMax);
             try
             {
@@ -175,7 +231,7 @@ internal static unsafe class Sgemm
                     {
                         int kc = Math.Min(KC, k - pc);
                         bool last = pc + kc == k;
-                        PackB<TK>(bSrc, b.Rs, b.Cs, pc, kc, jc, nc, bArr);
+                        if (!b.IsPackedB) PackB<TK>(bSrc, b.Rs, b.Cs, pc, kc, jc, nc, bArr);
                         for (int ic = m0; ic < m1; ic += mc)
                         {
                             int mcc = Math.Min(mc, m1 - ic);
@@ -183,7 +239,9 @@ internal static unsafe class Sgemm
                             for (int jr = 0; jr < nc; jr += TK.NR)
                             {
                                 int nr = Math.Min(TK.NR, nc - jr);
-                                var bp = new ReadOnlySpan<float>(bArr, jr / TK.NR * kc * TK.NR, kc * TK.NR);
+                                var bp = b.IsPackedB
+                                    ? bSrc.Slice((int)((long)(jc + jr) / TK.NR * k * TK.NR + (long)pc * TK.NR), kc * TK.NR)
+                                    : new ReadOnlySpan<float>(bArr, jr / TK.NR * kc * TK.NR, kc * TK.NR);
                                 for (int ir = 0; ir < mcc; ir += TK.MR)
                                 {
                                     int mr = Math.Min(TK.MR, mcc - ir);
@@ -267,7 +325,13 @@ internal static unsafe class Sgemm
             }
             else if (rs == 1)
             {
-                for (int j = 0; j < cols; j++) Scatter(b.Slice((int)((c0 + j) * cs + p0), kc), d, j, nr);
+                // transposed source: copy in kc-blocks of 16 so each block's stores stay in a 2 KB tile
+                for (int pb = 0; pb < kc; pb += 16)
+                {
+                    int len = Math.Min(16, kc - pb);
+                    var dt = d.Slice(pb * nr, len * nr);
+                    for (int j = 0; j < cols; j++) Scatter(b.Slice((int)((c0 + j) * cs + p0 + pb), len), dt, j, nr);
+                }
             }
             else
             {
