@@ -1,53 +1,20 @@
 using Osprey.Core.Backends;
 using Osprey.Core.Ops;
 using Osprey.Core.Tensors;
+using Osprey.Tests.Cuda;
 using Osprey.Tests.Support;
 
 namespace Osprey.Tests.Core;
 
 /// <summary>
-/// The span drivers at every length 0..256 (all vector widths, every tail) against scalar references
-/// computed here in float64. scripts/test.sh re-runs this category with AVX-512 off and with all
+/// The span drivers at every length 0..256 (all vector widths, every tail) against the float64 scalar
+/// reference shared with the GPU tests (HostRef). scripts/test.sh re-runs this category with AVX-512 off and with all
 /// hardware intrinsics off, so the Vector256, Vector128-free and scalar paths are each covered.
 /// </summary>
 [Trait("Category", "Simd")]
 public class SimdDriverTests
 {
     public static TheoryData<UnaryKind> Kinds => new(Enum.GetValues<UnaryKind>());
-
-    private static double Erf(double x)
-    {
-        if (Math.Abs(x) > 5) return Math.Sign(x);
-        double sum = 0, term = x;
-        for (int n = 0; n < 200; n++)
-        {
-            sum += term / (2 * n + 1);
-            term *= -x * x / (n + 1);
-            if (Math.Abs(term) < 1e-17) break;
-        }
-        return 2 / Math.Sqrt(Math.PI) * sum;
-    }
-
-    private static double Reference(UnaryOp op, double x) => op.Kind switch
-    {
-        UnaryKind.Identity => x,
-        UnaryKind.Neg => -x,
-        UnaryKind.Abs => Math.Abs(x),
-        UnaryKind.Sqrt => Math.Sqrt(x),
-        UnaryKind.Exp => Math.Exp(x),
-        UnaryKind.Log => Math.Log(x),
-        UnaryKind.Relu => Math.Max(x, 0),
-        UnaryKind.Relu6 => Math.Clamp(x, 0, 6),
-        UnaryKind.LeakyRelu => x > 0 ? x : op.A * x,
-        UnaryKind.Silu => x / (1 + Math.Exp(-x)),
-        UnaryKind.Sigmoid => 1 / (1 + Math.Exp(-x)),
-        UnaryKind.HardSigmoid => Math.Clamp(x / 6 + 0.5, 0, 1),
-        UnaryKind.HardSwish => x * Math.Clamp(x / 6 + 0.5, 0, 1),
-        UnaryKind.Tanh => Math.Tanh(x),
-        UnaryKind.Gelu => 0.5 * x * (1 + Erf(x / Math.Sqrt(2))),
-        UnaryKind.Clamp => Math.Clamp(x, op.A, op.B),
-        _ => throw new ArgumentOutOfRangeException(nameof(op)),
-    };
 
     [Theory]
     [MemberData(nameof(Kinds))]
@@ -60,7 +27,7 @@ public class SimdDriverTests
             var xs = Rand.Floats(n + 1000, n, positive ? 0.01f : -6f, 6f);
             using var x = Tensor.FromArray(xs, n);
             using var y = Op.Unary(op, x);
-            var expected = xs.Select(v => (float)Reference(op, v)).ToArray();
+            var expected = xs.Select(v => (float)HostRef.Unary(op, v)).ToArray();
             Close.Assert(expected, y.ToArray<float>(), 1e-6, 1e-5, $"{kind} n={n}");
         }
     }
