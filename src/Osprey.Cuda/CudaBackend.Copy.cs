@@ -77,7 +77,10 @@ public sealed partial class CudaBackend
         var l = KernelLayout.Of("cast", y, x);
         int s = (int)x.DType, d = (int)y.DType;
         if (l.IsContiguous(2) && Aligned16(x) && Aligned16(y))
-            Launch.Kernel(Fn("cast", s_castContig[s, d]), GridFor(Math.Max(n / 8, 1)), Block, 0, Stream, Ptr(x), Ptr(y), n);
+        {
+            long perThread = 16 / Math.Max(x.ElementSize, y.ElementSize); // CastWidth in cast.cu
+            Launch.Kernel(Fn("cast", s_castContig[s, d]), GridFor(Math.Max(n / perThread, 1)), Block, 0, Stream, Ptr(x), Ptr(y), n);
+        }
         else
             Launch.Kernel(Fn("cast", s_castStrided[s, d]), GridFor(n), Block, 0, Stream, Ptr(x), Ptr(y), l, n);
     }

@@ -18,22 +18,28 @@ __device__ __forceinline__ D convert(S s)
     }
 }
 
-// Contiguous, 16-byte aligned x and y: eight elements per thread per step (vector loads and stores), then a tail.
+// Elements per thread in the contiguous cast: the wider side moves 16 bytes, so every warp-wide load and
+// store is one contiguous 512-byte run (8 per thread made widening casts store 32 bytes per thread as two
+// half-coalesced accesses: 72% of copy bandwidth for float16 -> float32, against 92% with 4).
+template <typename S, typename D> struct CastWidth { static const int E = 16 / (sizeof(S) > sizeof(D) ? sizeof(S) : sizeof(D)); };
+
+// Contiguous, 16-byte aligned x and y: CastWidth elements per thread per step (vector loads and stores), then a tail.
 template <typename S, typename D>
 __device__ void cast_contig(const S* __restrict__ x, D* __restrict__ y, i64 n)
 {
-    i64 chunks = n / 8;
-    const Chunk<S>* xc = (const Chunk<S>*)x;
-    Chunk<D>* yc = (Chunk<D>*)y;
+    const int E = CastWidth<S, D>::E;
+    i64 chunks = n / E;
+    const Vec<S, E>* xc = (const Vec<S, E>*)x;
+    Vec<D, E>* yc = (Vec<D, E>*)y;
     for (i64 i = global_id(); i < chunks; i += grid_size())
     {
-        Chunk<S> a = xc[i];
-        Chunk<D> b;
+        Vec<S, E> a = xc[i];
+        Vec<D, E> b;
 #pragma unroll
-        for (int k = 0; k < 8; k++) b.v[k] = convert<S, D>(a.v[k]);
+        for (int k = 0; k < E; k++) b.v[k] = convert<S, D>(a.v[k]);
         yc[i] = b;
     }
-    for (i64 i = chunks * 8 + global_id(); i < n; i += grid_size()) y[i] = convert<S, D>(x[i]);
+    for (i64 i = chunks * E + global_id(); i < n; i += grid_size()) y[i] = convert<S, D>(x[i]);
 }
 
 // Operands y, x.

@@ -80,7 +80,8 @@ template <typename A> struct Same<A, A> { static const bool value = true; };
 template <typename T> struct alignas(16) Pack { T v[16 / sizeof(T)]; };
 
 // Eight elements, aligned to their size (at most 16 bytes), for paths whose two sides differ in element size.
-template <typename T> struct alignas(sizeof(T) * 8 < 16 ? sizeof(T) * 8 : 16) Chunk { T v[8]; };
+// E elements of T loaded or stored as one access of sizeof(T) * E bytes (at most 16).
+template <typename T, int E> struct alignas(sizeof(T) * E) Vec { T v[E]; };
 
 __device__ __forceinline__ i64 global_id() { return (i64)blockIdx.x * blockDim.x + threadIdx.x; }
 __device__ __forceinline__ i64 grid_size() { return (i64)gridDim.x * blockDim.x; }
