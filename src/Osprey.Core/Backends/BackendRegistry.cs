@@ -19,6 +19,24 @@ public static class BackendRegistry
 
     public static bool HasProvider(DeviceType type) => type == DeviceType.Cpu || s_providers.ContainsKey(type);
 
+    /// <summary>
+    /// Makes one backend instance the backend of its device until <see cref="Detach"/> (the engine's tracer
+    /// attaches a fresh meta backend per trace). Throws if the device already has a backend.
+    /// </summary>
+    public static void Attach(IBackend backend)
+    {
+        ArgumentNullException.ThrowIfNull(backend);
+        if (!s_backends.TryAdd(backend.Device, backend))
+            throw new OspreyException($"device {backend.Device} already has a backend");
+    }
+
+    /// <summary>Removes a backend added by <see cref="Attach"/>.</summary>
+    public static void Detach(IBackend backend)
+    {
+        ArgumentNullException.ThrowIfNull(backend);
+        ((ICollection<KeyValuePair<Device, IBackend>>)s_backends).Remove(new(backend.Device, backend));
+    }
+
     public static IBackend Get(Device device)
     {
         if (s_backends.TryGetValue(device, out var b)) return b;

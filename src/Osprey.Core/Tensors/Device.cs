@@ -4,6 +4,8 @@ public enum DeviceType
 {
     Cpu,
     Cuda,
+    /// <summary>Shapes and dtypes only, no data: the engine's tracing backend records op calls made on it.</summary>
+    Meta,
 }
 
 /// <summary>Where a tensor's memory lives: the CPU, or CUDA device N.</summary>
@@ -26,7 +28,14 @@ public readonly record struct Device(DeviceType Type, int Index = 0)
         throw new FormatException($"unknown device '{text}': expected cpu, cuda or cuda:N");
     }
 
-    public override string ToString() => Type == DeviceType.Cpu ? "cpu" : $"cuda:{Index}";
+    public static Device Meta(int index) => new(DeviceType.Meta, index);
+
+    public override string ToString() => Type switch
+    {
+        DeviceType.Cpu => "cpu",
+        DeviceType.Meta => $"meta:{Index}",
+        _ => $"cuda:{Index}",
+    };
 }
 
 /// <summary>How a 4-D tensor's logical N,C,H,W dimensions are laid out in memory.</summary>

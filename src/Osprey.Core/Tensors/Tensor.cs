@@ -122,6 +122,30 @@ public sealed partial class Tensor : IDisposable
 
     // ---------- ownership ----------
 
+    /// <summary>
+    /// A view with explicit shape, strides and offset (in elements) over a storage, holding its own reference
+    /// (torch.as_strided). Every element it can reach must lie inside the storage; the engine uses this to place
+    /// tensors in one planned arena.
+    /// </summary>
+    public static Tensor AsStrided(Storage storage, Shape shape, ReadOnlySpan<long> strides, long offset, DType dtype)
+    {
+        ArgumentNullException.ThrowIfNull(storage);
+        if (strides.Length != shape.Rank)
+            OpArgumentException.Throw("as_strided", $"{strides.Length} strides for shape {shape}");
+        long lo = offset, hi = offset;
+        for (int i = 0; i < shape.Rank; i++)
+        {
+            if (shape[i] == 0) { lo = 0; hi = -1; break; }
+            long span = (shape[i] - 1) * strides[i];
+            if (span < 0) lo += span; else hi += span;
+        }
+        if (hi >= lo && (lo < 0 || (hi + 1) * dtype.SizeOf() > storage.Bytes))
+            OpArgumentException.Throw("as_strided", $"view {shape} with strides [{string.Join(", ", strides.ToArray())}] at offset {offset} " +
+                $"reaches elements [{lo}, {hi}] outside a storage of {storage.Bytes} bytes ({dtype.Name()})");
+        storage.AddRef();
+        return new Tensor(storage, shape, strides.ToArray(), offset, dtype);
+    }
+
     /// <summary>A second handle to the same view (shares the storage; dispose both).</summary>
     public Tensor Share() => View(Shape, _strides, Offset);
 

@@ -1,0 +1,68 @@
+using Osprey.Core.Backends;
+using Osprey.Core.Tensors;
+using Osprey.Detection.Models;
+using Osprey.Engine;
+using Osprey.Engine.Graph;
+using Osprey.Engine.Runtime;
+using Osprey.Engine.Tracing;
+using Osprey.Tests.Support;
+using Xunit.Abstractions;
+
+namespace Osprey.Tests.Engine;
+
+/// <summary>
+/// Each architecture traced on the meta device, optimised, planned and executed on the CPU against the model's own
+/// eager forward pass (same formula weights, same input), in float32.
+/// </summary>
+public class ModelEngineTests(ITestOutputHelper output)
+{
+    public static TheoryData<string, int, int> Archs => new()
+    {
+        { "retinanet_resnet18_fpn", 96, 128 },
+        { "retinanet_resnet50_fpn", 64, 96 },
+        { "ssd300_vgg16", 300, 300 },
+    };
+
+    [Theory]
+    [MemberData(nameof(Archs))]
+    public void Optimised_engine_matches_eager_forward(string arch, int h, int w)
+    {
+        var a = Architectures.Get(arch);
+        using var probe = a.Create();
+        using var weights = FormulaWeights.StateDict(probe.Parameters.Expected);
+        var graph = GraphTracer.TraceDetector(a, weights, "formula", 1, h, w);
+        int traced = graph.Nodes.Count;
+        var reports = EngineBuilder.Optimize(graph);
+        foreach (var r in reports) output.WriteLine($"{r.Pass}: {r.NodesBefore} -> {r.NodesAfter} nodes ({r.Time.TotalMilliseconds:F0} ms)");
+        Assert.DoesNotContain(graph.Nodes, n => n.Kind == OpKind.Copy);
+        Assert.True(graph.Nodes.Count < traced, $"{traced} traced nodes, {graph.Nodes.Count} after passes");
+
+        using var model = a.Create();
+        model.Load(weights, "formula", Device.Cpu, MemoryFormat.ChannelsLast);
+        var input = Formula.Values("engine-input", 3L * h * w);
+        using var x0 = Tensor.FromSpan<float>(input, new Shape(1, 3, h, w));
+        using var x = Osprey.Core.Ops.Op.Contiguous(x0, MemoryFormat.ChannelsLast);
+        using var heads = model.Forward(x);
+
+        using var exec = new Executor(graph, BackendRegistry.Cpu);
+        Osprey.Core.Ops.Op.CopyInto(x, exec.Input("images"));
+        long allocations = BackendRegistry.Cpu.Memory.TotalAllocations;
+        exec.Run();
+        Assert.Equal(allocations, BackendRegistry.Cpu.Memory.TotalAllocations);
+        var plan = exec.Plan;
+        output.WriteLine($"{arch} {h}x{w}: {graph.Nodes.Count} nodes, arena {plan.ArenaBytes:N0} B, naive {plan.NaiveBytes:N0} B ({(double)plan.ArenaBytes / plan.NaiveBytes:P1}), weights {plan.WeightBytes:N0} B");
+        Compare(heads.ClassLogits, exec.Output("class_logits"), "class_logits");
+        Compare(heads.BoxRegression, exec.Output("box_regression"), "box_regression");
+    }
+
+    private void Compare(Tensor want, Tensor got, string what)
+    {
+        Assert.Equal(want.Shape, got.Shape);
+        var a = want.ToArray<float>();
+        var b = got.ToArray<float>();
+        double maxAbs = a.Max(v => Math.Abs((double)v)), maxDiff = 0;
+        for (int i = 0; i < a.Length; i++) maxDiff = Math.Max(maxDiff, Math.Abs((double)a[i] - b[i]));
+        output.WriteLine($"{what}: max |diff| {maxDiff:G3} (max |value| {maxAbs:G3})");
+        Assert.True(maxDiff <= 1e-5 * maxAbs + 1e-6, $"{what}: max |diff| {maxDiff} exceeds 1e-5 * {maxAbs} + 1e-6");
+    }
+}
