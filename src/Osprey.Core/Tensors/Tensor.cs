@@ -136,10 +136,10 @@ public sealed partial class Tensor : IDisposable
         for (int i = 0; i < shape.Rank; i++)
         {
             if (shape[i] == 0) { lo = 0; hi = -1; break; }
-            long span = (shape[i] - 1) * strides[i];
-            if (span < 0) lo += span; else hi += span;
+            long span = checked((shape[i] - 1) * strides[i]);
+            if (span < 0) lo = checked(lo + span); else hi = checked(hi + span);
         }
-        if (hi >= lo && (lo < 0 || (hi + 1) * dtype.SizeOf() > storage.Bytes))
+        if (hi >= lo && (lo < 0 || checked((hi + 1) * dtype.SizeOf()) > storage.Bytes))
             OpArgumentException.Throw("as_strided", $"view {shape} with strides [{string.Join(", ", strides.ToArray())}] at offset {offset} " +
                 $"reaches elements [{lo}, {hi}] outside a storage of {storage.Bytes} bytes ({dtype.Name()})");
         storage.AddRef();

@@ -63,8 +63,8 @@ public static class Layout
         for (int i = 0; i < shape.Rank; i++)
         {
             if (shape[i] == 0) return (0, -1);
-            long span = (shape[i] - 1) * strides[i];
-            if (span < 0) lo += span; else hi += span;
+            long span = checked((shape[i] - 1) * strides[i]);
+            if (span < 0) lo = checked(lo + span); else hi = checked(hi + span);
         }
         return (lo, hi);
     }
