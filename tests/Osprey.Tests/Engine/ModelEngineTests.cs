@@ -12,8 +12,9 @@ namespace Osprey.Tests.Engine;
 
 /// <summary>
 /// Each architecture traced on the meta device, optimised, planned and executed on the CPU against the model's own
-/// eager forward pass (same formula weights, same input), in float32.
+/// eager forward pass (same formula weights, same input), in float32. Runs alone: it asserts on the process-wide allocation counter.
 /// </summary>
+[Collection(MemoryCountersCollection.MemoryCounters)]
 public class ModelEngineTests(ITestOutputHelper output)
 {
     public static TheoryData<string, int, int> Archs => new()
