@@ -1,3 +1,4 @@
+using Osprey.Core.Autograd;
 using Osprey.Core.Backends;
 using Osprey.Core.Tensors;
 
@@ -12,6 +13,7 @@ public static partial class Op
         if (op.Kind == UnaryKind.Clamp && op.A > op.B) OpArgumentException.Throw("clamp", $"min {op.A} is greater than max {op.B}");
         var y = EmptyLike(x, x.Shape, format: FormatOf(x));
         x.Backend.Unary(op, x, y);
+        if (GradTape.Active is { } tape) tape.Record(new UnaryNode(op), y, x);
         return y;
     }
 
@@ -46,6 +48,7 @@ public static partial class Op
         using var ea = a.Expand(shape);
         using var eb = b.Expand(shape);
         a.Backend.Binary(op, ea, eb, y);
+        if (!compare && GradTape.Active is { } tape) tape.Record(new BinaryNode(op), y, a, b);
         return y;
     }
 
@@ -77,6 +80,7 @@ public static partial class Op
         using var ea = a.Expand(shape);
         using var eb = b.Expand(shape);
         a.Backend.Where(ec, ea, eb, y);
+        if (GradTape.Active is { } tape) tape.Record(new WhereNode(), y, condition, a, b);
         return y;
     }
 

@@ -1,3 +1,4 @@
+using Osprey.Core.Autograd;
 using Osprey.Core.Backends;
 using Osprey.Core.Tensors;
 
@@ -45,9 +46,14 @@ public static partial class Op
     public static Tensor Contiguous(Tensor x, MemoryFormat format = MemoryFormat.Contiguous)
     {
         x.ThrowIfDisposed();
-        if (x.IsContiguous(format)) return x.Share();
-        var y = EmptyLike(x, x.Shape, format: format);
-        x.Backend.Copy(x, y);
+        Tensor y;
+        if (x.IsContiguous(format)) y = x.Share();
+        else
+        {
+            y = EmptyLike(x, x.Shape, format: format);
+            x.Backend.Copy(x, y);
+        }
+        if (GradTape.Active is { } tape) tape.Record(new IdentityNode("contiguous"), y, x);
         return y;
     }
 
@@ -74,6 +80,7 @@ public static partial class Op
         if (dtype == x.DType) return Contiguous(x);
         var y = EmptyLike(x, x.Shape, dtype, FormatOf(x));
         x.Backend.Cast(x, y);
+        if (GradTape.Active is { } tape) tape.Record(new IdentityNode("cast"), y, x);
         return y;
     }
 

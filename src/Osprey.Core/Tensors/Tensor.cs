@@ -123,7 +123,7 @@ public sealed partial class Tensor : IDisposable
     // ---------- ownership ----------
 
     /// <summary>A second handle to the same view (shares the storage; dispose both).</summary>
-    public Tensor Share() => View(Shape, _strides, Offset);
+    public Tensor Share() => Recorded(View(Shape, _strides, Offset), "share");
 
     internal Tensor View(Shape shape, long[] strides, long offset)
     {
