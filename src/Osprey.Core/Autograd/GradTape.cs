@@ -140,19 +140,19 @@ public sealed class GradTape : IDisposable
     {
         ArgumentNullException.ThrowIfNull(roots);
         ThrowIfFinished();
+        foreach (var (output, grad) in roots)
+        {
+            if (!_tracked.Contains(output))
+                throw new OpArgumentException($"backward: output {output.Shape} does not depend on any watched parameter or tensor");
+            if (grad.Shape != output.Shape || grad.DType != output.DType)
+                throw new OpArgumentException($"backward: gradient {grad.Shape} {grad.DType.Name()} does not match output {output.Shape} {output.DType.Name()}");
+        }
         _done = true;
         var grads = new Dictionary<Tensor, Tensor>(ReferenceEqualityComparer.Instance);
         using var suspend = TensorScope.Suspend();
         try
         {
-            foreach (var (output, grad) in roots)
-            {
-                if (!_tracked.Contains(output))
-                    throw new OpArgumentException($"backward: output {output.Shape} does not depend on any watched parameter or tensor");
-                if (grad.Shape != output.Shape || grad.DType != output.DType)
-                    throw new OpArgumentException($"backward: gradient {grad.Shape} {grad.DType.Name()} does not match output {output.Shape} {output.DType.Name()}");
-                Accumulate(grads, output, grad.Share());
-            }
+            foreach (var (output, grad) in roots) Accumulate(grads, output, grad.Share());
             for (int i = _nodes.Count - 1; i >= 0; i--)
             {
                 var node = _nodes[i];

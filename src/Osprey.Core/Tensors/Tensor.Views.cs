@@ -104,6 +104,14 @@ public sealed partial class Tensor
     /// <summary>Size-1 dimensions repeated (stride 0) to reach <paramref name="shape"/>; leading dimensions may be added.</summary>
     public Tensor Expand(Shape shape)
     {
+        var y = ExpandView(shape);
+        if (GradTape.Active is { } tape) tape.Record(new ExpandNode(), y, this);
+        return y;
+    }
+
+    /// <summary>Expand without recording on a tape: for ops that broadcast their operands internally and record themselves.</summary>
+    internal Tensor ExpandView(Shape shape)
+    {
         if (shape.Rank < Rank) OpArgumentException.Throw("expand", $"cannot expand {Shape} to fewer dimensions {shape}");
         var strides = new long[shape.Rank];
         int lead = shape.Rank - Rank;
@@ -115,9 +123,7 @@ public sealed partial class Tensor
             else if (d == 1) strides[i] = 0;
             else OpArgumentException.Throw("expand", $"cannot expand {Shape} to {shape}");
         }
-        var y = View(shape, strides, Offset);
-        if (GradTape.Active is { } tape) tape.Record(new ExpandNode(), y, this);
-        return y;
+        return View(shape, strides, Offset);
     }
 
     public Tensor Unsqueeze(int axis)
