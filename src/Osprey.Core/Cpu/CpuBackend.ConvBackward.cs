@@ -18,8 +18,8 @@ public sealed partial class CpuBackend
         RequireFloat32("conv2d_backward_data", gy);
         if (!gy.IsContiguous() || !weight.IsContiguous() || !gx.IsContiguous())
         {
-            using var gyc = Ops.Op.Contiguous(gy);
-            using var wc = Ops.Op.Contiguous(weight);
+            using var gyc = Ops.Op.Dense(gy);
+            using var wc = Ops.Op.Dense(weight);
             using var gxc = Tensor.Empty(gx.Shape, DType.Float32);
             Conv2dBackwardData(gyc, wc, p, gxc);
             Copy(gxc, gx);
@@ -95,8 +95,8 @@ public sealed partial class CpuBackend
         RequireFloat32("conv2d_backward_filter", gy);
         if (!gy.IsContiguous() || !x.IsContiguous() || !gw.IsContiguous())
         {
-            using var gyc = Ops.Op.Contiguous(gy);
-            using var xc = Ops.Op.Contiguous(x);
+            using var gyc = Ops.Op.Dense(gy);
+            using var xc = Ops.Op.Dense(x);
             using var gwc = Tensor.Empty(gw.Shape, DType.Float32);
             Conv2dBackwardFilter(xc, gyc, p, gwc);
             Copy(gwc, gw);

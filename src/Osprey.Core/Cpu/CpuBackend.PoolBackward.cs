@@ -15,8 +15,8 @@ public sealed partial class CpuBackend
         RequireFloat32("pool2d_backward", gy);
         if (!x.IsContiguous() || !gy.IsContiguous() || !gx.IsContiguous())
         {
-            using var xc = Ops.Op.Contiguous(x);
-            using var gyc = Ops.Op.Contiguous(gy);
+            using var xc = Ops.Op.Dense(x);
+            using var gyc = Ops.Op.Dense(gy);
             using var gxc = Tensor.Empty(gx.Shape, DType.Float32);
             Pool2dBackward(kind, xc, gyc, p, gxc);
             Copy(gxc, gx);
@@ -71,7 +71,7 @@ public sealed partial class CpuBackend
         RequireFloat32("interpolate_backward", gy);
         if (!gy.IsContiguous() || !gx.IsContiguous())
         {
-            using var gyc = Ops.Op.Contiguous(gy);
+            using var gyc = Ops.Op.Dense(gy);
             using var gxc = Tensor.Empty(gx.Shape, DType.Float32);
             ResizeBackward(mode, gyc, gxc);
             Copy(gxc, gx);

@@ -32,7 +32,7 @@ public static partial class Op
         CheckEpilogue("conv2d", x, epilogue, o, outShape);
         using var xd = Dense4D(x);
         var format = xd.IsContiguous() ? MemoryFormat.Contiguous : MemoryFormat.ChannelsLast;
-        using var wd = Contiguous(weight, format);
+        using var wd = Dense(weight, format);
         var y = EmptyLike(x, outShape, format: format);
         x.Backend.Conv2d(xd, wd, p, epilogue, y);
         if (GradTape.Active is { } tape) tape.Record(new Conv2dNode(p, epilogue.Activation), y, x, weight, epilogue.Bias, epilogue.Residual);
@@ -90,8 +90,8 @@ public static partial class Op
 
     private static Tensor To3D(Tensor t)
     {
-        using var c = Contiguous(t);
-        return t.Rank == 3 ? c.Share() : c.Reshape(1, t.Shape[0], t.Shape[1]);
+        using var c = Dense(t);
+        return t.Rank == 3 ? c.ShareView() : c.Reshape(1, t.Shape[0], t.Shape[1]);
     }
 
     /// <summary>Fully connected layer: x [B, in] @ weightᵀ ([out, in]) + bias, as torch.nn.Linear.</summary>

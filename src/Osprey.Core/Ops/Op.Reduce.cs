@@ -63,7 +63,7 @@ public static partial class Op
         x.ThrowIfDisposed();
         RequireFloat(name, x);
         int a = Shape.NormalizeAxis(axis, x.Rank, name);
-        using var xc = Contiguous(x);
+        using var xc = Dense(x);
         var y = EmptyLike(x, x.Shape);
         x.Backend.Softmax(xc, a, log, y);
         if (GradTape.Active is { } tape) tape.Record(new SoftmaxNode(a, log), y, x);
@@ -77,7 +77,7 @@ public static partial class Op
         if (x.DType == DType.Bool) OpArgumentException.Throw("topk", "bool tensors are not supported");
         int a = Shape.NormalizeAxis(axis, x.Rank, "topk");
         if (k < 0 || k > x.Shape[a]) OpArgumentException.Throw("topk", $"k={k} is out of range for axis {a} of {x.Shape}");
-        using var xc = Contiguous(x);
+        using var xc = Dense(x);
         var values = EmptyLike(x, x.Shape.With(a, k));
         var indices = EmptyLike(x, x.Shape.With(a, k), DType.Int64);
         x.Backend.TopK(xc, k, a, largest, values, indices);

@@ -100,6 +100,20 @@ public class TapeTests
     }
 
     [Fact]
+    public void An_op_records_one_node_not_its_internal_operand_preparation()
+    {
+        using var w = new Parameter(Rand.Tensor(8, new Shape(4, 3, 3, 3)), "w");
+        using var b = new Parameter(Rand.Tensor(9, new Shape(4)), "b");
+        using var x = Rand.Tensor(10, new Shape(1, 3, 5, 5));
+        using var xl = Op.Contiguous(x, MemoryFormat.ChannelsLast);
+        using var tape = new GradTape([w, b]);
+        using var y = Op.Conv2d(xl, w.Value, Conv2dParams.Square(1, 1), new Epilogue(b.Value, null, UnaryKind.Relu));
+        Assert.Equal(1, tape.NodeCount);
+        using var m = Op.MatMul(w.Value.Reshape(4, -1), w.Value.Reshape(4, -1), transposeB: true);
+        Assert.Equal(4, tape.NodeCount);   // two reshapes and the product
+    }
+
+    [Fact]
     public void Non_differentiable_ops_do_not_record()
     {
         using var w = new Parameter(Rand.Tensor(7, new Shape(3, 5)), "w");
