@@ -104,4 +104,42 @@ public interface IBackend : IDisposable
 
     /// <summary>Resizes [N, C, H, W] to y's H and W (align_corners=False, PyTorch's scale = in/out); y in x's format.</summary>
     void Resize(ResizeMode mode, Tensor x, Tensor y);
+
+    // ---- backward (training; see docs/autograd.md) ----
+    // float32 only. Every output gradient is freshly allocated and dense; the backend overwrites it
+    // (it need not be zeroed) unless the method says otherwise.
+
+    /// <summary>
+    /// gx = gy * op'(x): the derivative of a unary function. x (the forward input), y (the forward output),
+    /// gy and gx are contiguous float32 of one shape. Relu, Relu6, Sigmoid, Tanh, Exp and Sqrt read only y
+    /// (so a fused activation's output suffices); the others read only x; Identity and Neg read neither.
+    /// </summary>
+    void UnaryBackward(UnaryOp op, Tensor x, Tensor y, Tensor gy, Tensor gx);
+
+    /// <summary>
+    /// The input gradient of conv2d (cudnnConvolutionBackwardData): gx [N, C, H, W] = the transposed convolution of
+    /// gy [N, O, OH, OW] with weight [O, C/groups, KH, KW]. gy and weight are dense in either memory format; gx is dense in gy's.
+    /// </summary>
+    void Conv2dBackwardData(Tensor gy, Tensor weight, Conv2dParams p, Tensor gx);
+
+    /// <summary>
+    /// The weight gradient of conv2d (cudnnConvolutionBackwardFilter): gw [O, C/groups, KH, KW] (contiguous) = the sum over
+    /// images and output positions of gy times the input window. x and gy are dense in either memory format (not necessarily the same).
+    /// </summary>
+    void Conv2dBackwardFilter(Tensor x, Tensor gy, Conv2dParams p, Tensor gw);
+
+    /// <summary>
+    /// The input gradient of <see cref="Pool2d"/>: max sends each gy to the first maximum of its window (recomputed from x),
+    /// average spreads gy / divisor over the window. x and gy dense in either format; gx dense in x's format.
+    /// </summary>
+    void Pool2dBackward(PoolKind kind, Tensor x, Tensor gy, Pool2dParams p, Tensor gx);
+
+    /// <summary>The input gradient of <see cref="Resize"/> (its adjoint): gy [N, C, OH, OW] dense in either format; gx [N, C, H, W] dense in gy's format.</summary>
+    void ResizeBackward(ResizeMode mode, Tensor gy, Tensor gx);
+
+    /// <summary>
+    /// The input gradient of <see cref="Gather"/>: gx[..., index[p], ...] += gy[p] along axis for every position p of index.
+    /// gx is contiguous and already holds what to add to (zeros from Op); gy and index (int64 or int32) contiguous, one shape, x's rank.
+    /// </summary>
+    void ScatterAdd(Tensor gy, int axis, Tensor index, Tensor gx);
 }

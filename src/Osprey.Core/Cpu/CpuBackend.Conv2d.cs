@@ -30,8 +30,8 @@ public sealed partial class CpuBackend
             FromFloat32(yf, y);
             return;
         }
-        using var bias = epilogue.Bias is null ? null : Ops.Op.Contiguous(epilogue.Bias);
-        using var res = epilogue.Residual is null ? null : Ops.Op.Contiguous(epilogue.Residual, format);
+        using var bias = epilogue.Bias is null ? null : Ops.Op.Dense(epilogue.Bias);
+        using var res = epilogue.Residual is null ? null : Ops.Op.Dense(epilogue.Residual, format);
         var g = new ConvGeometry(x, weight, p);
         if (g.Groups == g.C && g.O == g.C)
         {

@@ -25,8 +25,8 @@ public sealed partial class CpuBackend
         }
         int ba = a.Shape[0], bb = b.Shape[0], batch = y.Shape[0], m = y.Shape[1], n = y.Shape[2];
         int k = transposeA ? a.Shape[1] : a.Shape[2];
-        using var bias = epilogue.Bias is null ? null : Ops.Op.Contiguous(epilogue.Bias);
-        using var res = epilogue.Residual is null ? null : Ops.Op.Contiguous(epilogue.Residual);
+        using var bias = epilogue.Bias is null ? null : Ops.Op.Dense(epilogue.Bias);
+        using var res = epilogue.Residual is null ? null : Ops.Op.Dense(epilogue.Residual);
         var aAll = Data<float>(a);
         var bAll = Data<float>(b);
         var yAll = Data<float>(y);
@@ -57,7 +57,7 @@ public sealed partial class CpuBackend
     private static Tensor ToFloat32(Tensor t)
     {
         var format = t.Rank == 4 && !t.IsContiguous() && t.IsContiguous(MemoryFormat.ChannelsLast) ? MemoryFormat.ChannelsLast : MemoryFormat.Contiguous;
-        using var src = Ops.Op.Contiguous(t, format);
+        using var src = Ops.Op.Dense(t, format);
         var dst = Tensor.Empty(t.Shape, DType.Float32, t.Device, format);
         var d = Data<float>(dst).Slice(0, (int)t.Numel);
         switch (t.DType)

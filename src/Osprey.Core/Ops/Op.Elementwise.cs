@@ -1,3 +1,4 @@
+using Osprey.Core.Autograd;
 using Osprey.Core.Backends;
 using Osprey.Core.Tensors;
 
@@ -12,6 +13,7 @@ public static partial class Op
         if (op.Kind == UnaryKind.Clamp && op.A > op.B) OpArgumentException.Throw("clamp", $"min {op.A} is greater than max {op.B}");
         var y = EmptyLike(x, x.Shape, format: FormatOf(x));
         x.Backend.Unary(op, x, y);
+        if (GradTape.Active is { } tape) tape.Record(new UnaryNode(op), y, x);
         return y;
     }
 
@@ -43,9 +45,10 @@ public static partial class Op
         bool compare = op >= BinaryOp.Eq;
         var format = a.Shape == shape ? FormatOf(a) : b.Shape == shape ? FormatOf(b) : MemoryFormat.Contiguous;
         var y = EmptyLike(a, shape, compare ? DType.Bool : a.DType, format);
-        using var ea = a.Expand(shape);
-        using var eb = b.Expand(shape);
+        using var ea = a.ExpandView(shape);
+        using var eb = b.ExpandView(shape);
         a.Backend.Binary(op, ea, eb, y);
+        if (!compare && GradTape.Active is { } tape) tape.Record(new BinaryNode(op), y, a, b);
         return y;
     }
 
@@ -73,10 +76,11 @@ public static partial class Op
         if (condition.DType != DType.Bool) OpArgumentException.Throw("where", $"condition must be bool, got {condition.DType.Name()}");
         var shape = Shape.Broadcast(Shape.Broadcast(condition.Shape, a.Shape, "where"), b.Shape, "where");
         var y = EmptyLike(a, shape);
-        using var ec = condition.Expand(shape);
-        using var ea = a.Expand(shape);
-        using var eb = b.Expand(shape);
+        using var ec = condition.ExpandView(shape);
+        using var ea = a.ExpandView(shape);
+        using var eb = b.ExpandView(shape);
         a.Backend.Where(ec, ea, eb, y);
+        if (GradTape.Active is { } tape) tape.Record(new WhereNode(), y, condition, a, b);
         return y;
     }
 

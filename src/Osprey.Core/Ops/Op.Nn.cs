@@ -1,3 +1,4 @@
+using Osprey.Core.Autograd;
 using Osprey.Core.Backends;
 using Osprey.Core.Tensors;
 
@@ -31,9 +32,10 @@ public static partial class Op
         CheckEpilogue("conv2d", x, epilogue, o, outShape);
         using var xd = Dense4D(x);
         var format = xd.IsContiguous() ? MemoryFormat.Contiguous : MemoryFormat.ChannelsLast;
-        using var wd = Contiguous(weight, format);
+        using var wd = Dense(weight, format);
         var y = EmptyLike(x, outShape, format: format);
         x.Backend.Conv2d(xd, wd, p, epilogue, y);
+        if (GradTape.Active is { } tape) tape.Record(new Conv2dNode(p, epilogue.Activation), y, x, weight, epilogue.Bias, epilogue.Residual);
         return y;
     }
 
@@ -82,13 +84,14 @@ public static partial class Op
         if (r3 is not null) e3 = epilogue with { Residual = r3 };
         try { a.Backend.MatMul(a3, b3, transposeA, transposeB, e3, y3); }
         finally { r3?.Dispose(); }
+        if (GradTape.Active is { } tape) tape.Record(new MatMulNode(transposeA, transposeB, epilogue.Activation), y, a, b, epilogue.Bias, epilogue.Residual);
         return y;
     }
 
     private static Tensor To3D(Tensor t)
     {
-        using var c = Contiguous(t);
-        return t.Rank == 3 ? c.Share() : c.Reshape(1, t.Shape[0], t.Shape[1]);
+        using var c = Dense(t);
+        return t.Rank == 3 ? c.ShareView() : c.Reshape(1, t.Shape[0], t.Shape[1]);
     }
 
     /// <summary>Fully connected layer: x [B, in] @ weightᵀ ([out, in]) + bias, as torch.nn.Linear.</summary>
@@ -113,6 +116,7 @@ public static partial class Op
         using var xd = Dense4D(x);
         var y = EmptyLike(x, new Shape(x.Shape[0], x.Shape[1], oh, ow), format: FormatOf(xd));
         x.Backend.Pool2d(kind, xd, p, y);
+        if (GradTape.Active is { } tape) tape.Record(new Pool2dNode(kind, p), y, x);
         return y;
     }
 
@@ -135,6 +139,7 @@ public static partial class Op
         using var xd = Dense4D(x);
         var y = EmptyLike(x, new Shape(x.Shape[0], x.Shape[1], height, width), format: FormatOf(xd));
         x.Backend.Resize(mode, xd, y);
+        if (GradTape.Active is { } tape) tape.Record(new ResizeNode(mode), y, x);
         return y;
     }
 

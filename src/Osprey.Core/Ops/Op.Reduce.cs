@@ -1,3 +1,4 @@
+using Osprey.Core.Autograd;
 using Osprey.Core.Backends;
 using Osprey.Core.Tensors;
 
@@ -26,9 +27,14 @@ public static partial class Op
         }
         var y = EmptyLike(x, new Shape(kept));
         x.Backend.Reduce(op, x, ax, y);
-        if (keepDims) return y;
-        var dims = Enumerable.Range(0, x.Rank).Where(d => !ax.Contains(d)).Select(d => x.Shape[d]).ToArray();
-        using (y) return y.Reshape(dims);
+        Tensor result = y;
+        if (!keepDims)
+        {
+            var dims = Enumerable.Range(0, x.Rank).Where(d => !ax.Contains(d)).Select(d => x.Shape[d]).ToArray();
+            using (y) result = y.Reshape(dims);
+        }
+        if (GradTape.Active is { } tape) tape.Record(new ReduceNode(op, ax), result, x);
+        return result;
     }
 
     public static Tensor Sum(Tensor x, int[]? axes = null, bool keepDims = false) => Reduce(ReduceOp.Sum, x, axes, keepDims);
@@ -57,9 +63,10 @@ public static partial class Op
         x.ThrowIfDisposed();
         RequireFloat(name, x);
         int a = Shape.NormalizeAxis(axis, x.Rank, name);
-        using var xc = Contiguous(x);
+        using var xc = Dense(x);
         var y = EmptyLike(x, x.Shape);
         x.Backend.Softmax(xc, a, log, y);
+        if (GradTape.Active is { } tape) tape.Record(new SoftmaxNode(a, log), y, x);
         return y;
     }
 
@@ -70,7 +77,7 @@ public static partial class Op
         if (x.DType == DType.Bool) OpArgumentException.Throw("topk", "bool tensors are not supported");
         int a = Shape.NormalizeAxis(axis, x.Rank, "topk");
         if (k < 0 || k > x.Shape[a]) OpArgumentException.Throw("topk", $"k={k} is out of range for axis {a} of {x.Shape}");
-        using var xc = Contiguous(x);
+        using var xc = Dense(x);
         var values = EmptyLike(x, x.Shape.With(a, k));
         var indices = EmptyLike(x, x.Shape.With(a, k), DType.Int64);
         x.Backend.TopK(xc, k, a, largest, values, indices);
@@ -89,6 +96,7 @@ public static partial class Op
                 OpArgumentException.Throw("gather", $"index {index.Shape} is larger than input {x.Shape} in dimension {d}");
         var y = EmptyLike(x, index.Shape);
         x.Backend.Gather(x, a, index, y);
+        if (GradTape.Active is { } tape) tape.Record(new GatherNode(a, indexSelect: false), y, x, index);
         return y;
     }
 
@@ -101,6 +109,7 @@ public static partial class Op
         CheckIndex("index_select", index, x.Shape[a]);
         var y = EmptyLike(x, x.Shape.With(a, index.Shape[0]));
         x.Backend.IndexSelect(x, a, index, y);
+        if (GradTape.Active is { } tape) tape.Record(new GatherNode(a, indexSelect: true), y, x, index);
         return y;
     }
 

@@ -1,3 +1,4 @@
+using Osprey.Core.Autograd;
 using Osprey.Core.Tensors;
 
 namespace Osprey.Core.Ops;
@@ -29,6 +30,7 @@ public static partial class Op
             if (x.Numel > 0) x.Backend.Copy(x, dst);
             start += x.Shape[a];
         }
+        if (GradTape.Active is { } tape) tape.Record(new ConcatNode(a), y, [.. xs]);
         return y;
     }
 
@@ -57,6 +59,7 @@ public static partial class Op
         }
         if (x.Numel > 0) x.Backend.Copy(x, inner);
         inner.Dispose();
+        if (GradTape.Active is { } tape) tape.Record(new PadNode(p), y, x);
         return y;
     }
 }

@@ -1,3 +1,4 @@
+using Osprey.Core.Autograd;
 using Osprey.Core.Backends;
 using Osprey.Core.Tensors;
 
@@ -44,15 +45,23 @@ public static partial class Op
     /// <summary>A dense copy (or a shared view if already dense) in the given memory format.</summary>
     public static Tensor Contiguous(Tensor x, MemoryFormat format = MemoryFormat.Contiguous)
     {
+        var y = Dense(x, format);
+        if (GradTape.Active is { } tape) tape.Record(new IdentityNode("contiguous"), y, x);
+        return y;
+    }
+
+    /// <summary><see cref="Contiguous"/> without recording on a tape: an op's own operand preparation (the op records itself).</summary>
+    internal static Tensor Dense(Tensor x, MemoryFormat format = MemoryFormat.Contiguous)
+    {
         x.ThrowIfDisposed();
-        if (x.IsContiguous(format)) return x.Share();
+        if (x.IsContiguous(format)) return x.ShareView();
         var y = EmptyLike(x, x.Shape, format: format);
         x.Backend.Copy(x, y);
         return y;
     }
 
     /// <summary>Dense in either NCHW or NHWC (keeps whichever x already has).</summary>
-    private static Tensor Dense4D(Tensor x) => x.DenseFormat is not null ? x.Share() : Contiguous(x);
+    private static Tensor Dense4D(Tensor x) => x.DenseFormat is not null ? x.ShareView() : Dense(x);
 
     /// <summary>A copy on another device (same shape, dtype, contiguous).</summary>
     public static Tensor To(Tensor x, Device device)
@@ -74,6 +83,7 @@ public static partial class Op
         if (dtype == x.DType) return Contiguous(x);
         var y = EmptyLike(x, x.Shape, dtype, FormatOf(x));
         x.Backend.Cast(x, y);
+        if (GradTape.Active is { } tape) tape.Record(new IdentityNode("cast"), y, x);
         return y;
     }
 

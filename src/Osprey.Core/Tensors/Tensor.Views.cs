@@ -1,3 +1,4 @@
+using Osprey.Core.Autograd;
 using Osprey.Core.Backends;
 
 namespace Osprey.Core.Tensors;
@@ -9,9 +10,14 @@ public sealed partial class Tensor
     public Tensor Reshape(params int[] shape)
     {
         var target = InferShape(shape);
-        if (IsContiguous()) return View(target, target.ContiguousStrides(), Offset);
-        using var c = Ops.Op.Contiguous(this);
-        return c.View(target, target.ContiguousStrides(), c.Offset);
+        Tensor y;
+        if (IsContiguous()) y = View(target, target.ContiguousStrides(), Offset);
+        else
+        {
+            using var c = Ops.Op.Contiguous(this);
+            y = c.View(target, target.ContiguousStrides(), c.Offset);
+        }
+        return Recorded(y, "reshape");
     }
 
     private Shape InferShape(int[] shape)
@@ -56,7 +62,16 @@ public sealed partial class Tensor
             shape[i] = Shape[d];
             strides[i] = _strides[d];
         }
-        return View(new Shape(shape), strides, Offset);
+        var y = View(new Shape(shape), strides, Offset);
+        if (GradTape.Active is { } tape) tape.Record(new PermuteNode((int[])dims.Clone()), y, this);
+        return y;
+    }
+
+    /// <summary>Records a reshape-like view (same elements, new shape) on the active tape.</summary>
+    private Tensor Recorded(Tensor view, string name)
+    {
+        if (GradTape.Active is { } tape) tape.Record(new ReshapeNode(name), view, this);
+        return view;
     }
 
     public Tensor Transpose(int dim0, int dim1)
@@ -81,11 +96,21 @@ public sealed partial class Tensor
         int len = (e - s + step - 1) / step;
         var strides = _strides.ToArray();
         strides[a] *= step;
-        return View(Shape.With(a, len), strides, Offset + s * _strides[a]);
+        var y = View(Shape.With(a, len), strides, Offset + s * _strides[a]);
+        if (GradTape.Active is { } tape) tape.Record(new SliceNode(a, s, step), y, this);
+        return y;
     }
 
     /// <summary>Size-1 dimensions repeated (stride 0) to reach <paramref name="shape"/>; leading dimensions may be added.</summary>
     public Tensor Expand(Shape shape)
+    {
+        var y = ExpandView(shape);
+        if (GradTape.Active is { } tape) tape.Record(new ExpandNode(), y, this);
+        return y;
+    }
+
+    /// <summary>Expand without recording on a tape: for ops that broadcast their operands internally and record themselves.</summary>
+    internal Tensor ExpandView(Shape shape)
     {
         if (shape.Rank < Rank) OpArgumentException.Throw("expand", $"cannot expand {Shape} to fewer dimensions {shape}");
         var strides = new long[shape.Rank];
@@ -108,7 +133,7 @@ public sealed partial class Tensor
         var strides = _strides.ToList();
         dims.Insert(a, 1);
         strides.Insert(a, a < Rank ? _strides[a] * Shape[a] : 1);
-        return View(new Shape(dims.ToArray()), strides.ToArray(), Offset);
+        return Recorded(View(new Shape(dims.ToArray()), strides.ToArray(), Offset), "unsqueeze");
     }
 
     public Tensor Squeeze(int axis)
@@ -119,7 +144,7 @@ public sealed partial class Tensor
         var strides = _strides.ToList();
         dims.RemoveAt(a);
         strides.RemoveAt(a);
-        return View(new Shape(dims.ToArray()), strides.ToArray(), Offset);
+        return Recorded(View(new Shape(dims.ToArray()), strides.ToArray(), Offset), "squeeze");
     }
 
     /// <summary>Splits an axis into pieces of the given sizes (views).</summary>

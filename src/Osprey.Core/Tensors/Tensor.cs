@@ -147,7 +147,10 @@ public sealed partial class Tensor : IDisposable
     }
 
     /// <summary>A second handle to the same view (shares the storage; dispose both).</summary>
-    public Tensor Share() => View(Shape, _strides, Offset);
+    public Tensor Share() => Recorded(View(Shape, _strides, Offset), "share");
+
+    /// <summary><see cref="Share"/> without recording on a tape (for ops preparing their own operands).</summary>
+    internal Tensor ShareView() => View(Shape, _strides, Offset);
 
     internal Tensor View(Shape shape, long[] strides, long offset)
     {

@@ -8,6 +8,7 @@ namespace Osprey.Core.Tensors;
 public sealed class TensorScope : IDisposable
 {
     [ThreadStatic] private static TensorScope? t_current;
+    [ThreadStatic] private static int t_suspended;
 
     private readonly TensorScope? _outer;
     private readonly List<Tensor> _tensors = [];
@@ -19,7 +20,22 @@ public sealed class TensorScope : IDisposable
         t_current = this;
     }
 
-    internal static void Track(Tensor t) => t_current?._tensors.Add(t);
+    internal static void Track(Tensor t)
+    {
+        if (t_suspended == 0) t_current?._tensors.Add(t);
+    }
+
+    /// <summary>While the returned value is alive, new tensors join no scope (autograd's saved tensors and gradients outlive the caller's scopes).</summary>
+    internal static Suspension Suspend()
+    {
+        t_suspended++;
+        return default;
+    }
+
+    internal readonly struct Suspension : IDisposable
+    {
+        public void Dispose() => t_suspended--;
+    }
 
     /// <summary>Hands a tensor to the enclosing scope (or to the caller if none) instead of disposing it.</summary>
     public Tensor Keep(Tensor t)

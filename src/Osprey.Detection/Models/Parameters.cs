@@ -14,8 +14,14 @@ public sealed class ParameterTable
 {
     private readonly OrderedDictionary<string, Shape> _expected = new(StringComparer.Ordinal);
     private readonly HashSet<string> _batchNorms = new(StringComparer.Ordinal);
+    private readonly List<Conv> _layers = [];
 
     public IReadOnlyDictionary<string, Shape> Expected => _expected;
+
+    /// <summary>The convolutions the model's modules declared, in order; their loaded tensors are what training updates.</summary>
+    public IReadOnlyList<Conv> Layers => _layers;
+
+    internal void AddLayer(Conv conv) => _layers.Add(conv);
 
     public void Add(string name, params int[] shape)
     {
@@ -68,7 +74,20 @@ public sealed class Conv : IDisposable
         table.Add($"{name}.weight", outChannels, inChannels / groups, kernel, kernel);
         if (bias) table.Add($"{name}.bias", outChannels);
         if (batchNorm is not null) table.AddBatchNorm(batchNorm, outChannels);
+        table.AddLayer(this);
     }
+
+    /// <summary>The torch name of the convolution (its weight is Name + ".weight").</summary>
+    public string Name => _name;
+
+    /// <summary>The frozen batch norm folded into this convolution, if any.</summary>
+    public string? BatchNorm => _bn;
+
+    /// <summary>The loaded weight (batch norm folded in), the very tensor the forward uses, so autograd can watch it; null before loading.</summary>
+    public Tensor? Weight => _w;
+
+    /// <summary>The loaded bias [O] (batch norm folded in; zeros for a convolution without bias and batch norm).</summary>
+    public Tensor? Bias => _b;
 
     public int OutChannels { get; }
     public Conv2dParams Geometry { get; }
