@@ -11,15 +11,26 @@ public sealed class TensorScope : IDisposable
 
     private readonly TensorScope? _outer;
     private readonly List<Tensor> _tensors = [];
+    private readonly bool _untracked;
     private bool _disposed;
 
-    public TensorScope()
+    public TensorScope() : this(false) { }
+
+    private TensorScope(bool untracked)
     {
+        _untracked = untracked;
         _outer = t_current;
         t_current = this;
     }
 
-    internal static void Track(Tensor t) => t_current?._tensors.Add(t);
+    /// <summary>Until disposed, tensors created on this thread belong to the caller and no enclosing scope disposes them
+    /// (long-lived state such as optimiser buffers created while a caller's scope is open).</summary>
+    public static TensorScope Untracked() => new(untracked: true);
+
+    internal static void Track(Tensor t)
+    {
+        if (t_current is { _untracked: false } s) s._tensors.Add(t);
+    }
 
     /// <summary>Hands a tensor to the enclosing scope (or to the caller if none) instead of disposing it.</summary>
     public Tensor Keep(Tensor t)
