@@ -212,3 +212,36 @@ public class LossTests
         Assert.Throws<ArgumentException>(() => SsdLoss.Compute(new float[6], new float[8], anchors, [], 3, SsdLossOptions.Torchvision, new float[6], new float[8]));
     }
 }
+
+public class HeadLossTests
+{
+    [Fact]
+    public void Tensor_wrapper_equals_the_span_loss_in_any_dtype_and_applies_the_loss_scale()
+    {
+        var c = TrainFixtures.Case(TrainFixtures.Losses, "retina_l1");
+        var anchors = TrainFixtures.Floats(c.GetProperty("anchors"));
+        int n = 2, a = anchors.Length / 4, k = 5;
+        var cls = Formula.Values("retina_l1.cls", (long)n * a * k).Select(v => v * 4f).ToArray();
+        var reg = Formula.Values("retina_l1.reg", (long)n * a * 4).Select(v => v * 0.5f).ToArray();
+        var boxes = c.GetProperty("boxes").EnumerateArray().ToArray();
+        var labels = c.GetProperty("labels").EnumerateArray().ToArray();
+        var targets = Enumerable.Range(0, n).Select(i => new DetectionTarget(TrainFixtures.Floats(boxes[i]), labels[i].EnumerateArray().Select(v => v.GetInt32()).ToArray())).ToArray();
+        var gc = new float[cls.Length];
+        var gb = new float[reg.Length];
+        var expected = RetinaNetLoss.Compute(cls, reg, anchors, targets, k, RetinaNetLossOptions.Torchvision, gc, gb);
+        using var tc = Osprey.Core.Tensors.Tensor.FromSpan<float>(cls, new Osprey.Core.Tensors.Shape(n, a, k));
+        using var tr = Osprey.Core.Tensors.Tensor.FromSpan<float>(reg, new Osprey.Core.Tensors.Shape(n, a, 4));
+        using (var r = HeadLoss.RetinaNet(tc, tr, anchors, targets, RetinaNetLossOptions.Torchvision, gradScale: 1024))
+        {
+            Assert.Equal(expected, r.Loss);
+            Close.Assert(gc.Select(v => v * 1024).ToArray(), r.ClassGrad.ToArray<float>(), 0, 1e-6, "scaled class grad");
+            Close.Assert(gb.Select(v => v * 1024).ToArray(), r.BoxGrad.ToArray<float>(), 0, 1e-6, "scaled box grad");
+        }
+        using var hc = Osprey.Core.Ops.Op.Cast(tc, Osprey.Core.Tensors.DType.Float16);
+        using var hr = Osprey.Core.Ops.Op.Cast(tr, Osprey.Core.Tensors.DType.Float16);
+        using var h = HeadLoss.RetinaNet(hc, hr, anchors, targets, RetinaNetLossOptions.Torchvision);
+        Assert.Equal(Osprey.Core.Tensors.DType.Float16, h.ClassGrad.DType);
+        Assert.Equal(expected.Total, h.Loss.Total, 1e-2 * expected.Total);
+        Assert.Throws<ArgumentException>(() => HeadLoss.Ssd(tr, tc, anchors, targets, SsdLossOptions.Torchvision));
+    }
+}

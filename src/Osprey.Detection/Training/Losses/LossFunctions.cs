@@ -13,17 +13,19 @@ public static class LossFunctions
     /// alpha_t * BCE(x, t) * (1 - p_t)^gamma, alpha_t = alpha t + (1 - alpha)(1 - t); alpha &lt; 0 disables alpha.</summary>
     public static double SigmoidFocal(double x, double t, double alpha, double gamma, out double grad)
     {
-        double p = Sigmoid(x);
-        // BCE with logits as torch writes it: (1 - t) x + m + log(e^-m + e^(-x-m)), m = max(-x, 0)
-        double m = Math.Max(-x, 0);
-        double ce = (1 - t) * x + m + Math.Log(Math.Exp(-m) + Math.Exp(-x - m));
+        // BCE with logits, torch's (1 - t) x + m + log(e^-m + e^(-x-m)) with m = max(-x, 0), which equals
+        // (1 - t) x + m + log1p(e^-|x|); one exponential serves the sigmoid too
+        double e = Math.Exp(-Math.Abs(x));
+        double p = x >= 0 ? 1 / (1 + e) : e / (1 + e);
+        double ce = (1 - t) * x + Math.Max(-x, 0) + Math.Log(1 + e);
         double pt = p * t + (1 - p) * (1 - t);
         double q = 1 - pt;
-        double mod = Math.Pow(q, gamma);
         double a = alpha >= 0 ? alpha * t + (1 - alpha) * (1 - t) : 1;
         // d/dx: dce = p - t; dq = -(2t - 1) p (1 - p); d(q^g) = g q^(g-1) dq
         double dq = -(2 * t - 1) * p * (1 - p);
-        double dmod = gamma == 0 ? 0 : gamma * Math.Pow(q, gamma - 1) * dq;
+        double mod, dmod;
+        if (gamma == 2) { mod = q * q; dmod = 2 * q * dq; }
+        else { mod = Math.Pow(q, gamma); dmod = gamma == 0 ? 0 : gamma * Math.Pow(q, gamma - 1) * dq; }
         grad = a * ((p - t) * mod + ce * dmod);
         return a * ce * mod;
     }

@@ -1,3 +1,4 @@
+using Osprey.Core.Cpu;
 using Osprey.Detection.Boxes;
 using Osprey.Detection.Training.Matching;
 
@@ -52,55 +53,93 @@ public static class RetinaNetLoss
         int n = targets.Count, a = anchors.Length / 4, k = numClasses;
         Check(clsLogits.Length, boxRegression.Length, anchors.Length, n, k, clsGrad.Length, boxGrad.Length, "retinanet loss");
         for (int i = 0; i < n; i++) targets[i].Check(k, $"retinanet loss: target {i}");
-        clsGrad.Clear();
-        boxGrad.Clear();
         double clsTotal = 0, boxTotal = 0;
-        Span<double> pred = stackalloc double[4], gt = stackalloc double[4], g4 = stackalloc double[4];
-        Span<float> code = stackalloc float[4], box = stackalloc float[4];
-        for (int i = 0; i < n; i++)
+        int blocks = (a + BlockAnchors - 1) / BlockAnchors;
+        var clsPart = new double[blocks];
+        var boxPart = new double[blocks];
+        unsafe
         {
-            var t = targets[i];
-            int[] matches = Matcher.MatchBoxes(t.Boxes, anchors, options.Matcher);
-            int fg = 0;
-            foreach (int m in matches) if (m >= 0) fg++;
-            double norm = Math.Max(1, fg);
-            double clsScale = 1.0 / (norm * n), boxScale = 1.0 / (norm * Math.Max(1, n));
-            var logits = clsLogits.Slice(i * a * k, a * k);
-            var lg = clsGrad.Slice(i * a * k, a * k);
-            var reg = boxRegression.Slice(i * a * 4, a * 4);
-            var rg = boxGrad.Slice(i * a * 4, a * 4);
-            double clsSum = 0, boxSum = 0;
-            for (int j = 0; j < a; j++)
+            fixed (float* pc = clsLogits, pr = boxRegression, pa = anchors, gc = clsGrad, gr = boxGrad)
             {
-                int m = matches[j];
-                if (m == Matcher.Ignore) continue;
-                int label = m >= 0 ? t.Labels[m] : -1;
-                for (int c = 0; c < k; c++)
+                var ctx = new Context((nint)pc, (nint)pr, (nint)pa, (nint)gc, (nint)gr, a, k, options);
+                for (int i = 0; i < n; i++)
                 {
-                    clsSum += LossFunctions.SigmoidFocal(logits[j * k + c], c == label ? 1 : 0, options.Alpha, options.Gamma, out double d);
-                    lg[j * k + c] = (float)(d * clsScale);
+                    var t = targets[i];
+                    int[] matches = Matcher.MatchBoxes(t.Boxes, anchors, options.Matcher);
+                    int fg = 0;
+                    foreach (int m in matches) if (m >= 0) fg++;
+                    double norm = Math.Max(1, fg);
+                    var image = new ImageWork(i, t, matches, 1.0 / (norm * n), 1.0 / (norm * Math.Max(1, n)));
+                    // fixed blocks summed in order: the result does not depend on the thread count
+                    Parallel2.For(blocks, (long)BlockAnchors * k * 8, (lo, hi) =>
+                    {
+                        for (long b = lo; b < hi; b++) (clsPart[b], boxPart[b]) = ctx.Block(image, (int)b);
+                    });
+                    double clsSum = 0, boxSum = 0;
+                    for (int b = 0; b < blocks; b++) { clsSum += clsPart[b]; boxSum += boxPart[b]; }
+                    clsTotal += clsSum / norm;
+                    boxTotal += boxSum / norm;
+                }
+            }
+        }
+        return new DetectionLoss(clsTotal / n, boxTotal / Math.Max(1, n));
+    }
+
+    private const int BlockAnchors = 1024;
+
+    private sealed record ImageWork(int Index, DetectionTarget Target, int[] Matches, double ClsScale, double BoxScale);
+
+    /// <summary>Pointers to the caller's buffers for the worker threads (the spans are pinned for the whole call).</summary>
+    private readonly unsafe record struct Context(nint Cls, nint Reg, nint Anchors, nint ClsGrad, nint BoxGrad, int A, int K, RetinaNetLossOptions Options)
+    {
+        /// <summary>Loss sums of anchors [b * BlockAnchors, ...) of one image; writes their gradients (zero for ignored anchors).</summary>
+        public (double Cls, double Box) Block(ImageWork w, int b)
+        {
+            int j0 = b * BlockAnchors, j1 = Math.Min(A, j0 + BlockAnchors);
+            long imageCls = (long)w.Index * A * K, imageBox = (long)w.Index * A * 4;
+            var logits = new ReadOnlySpan<float>((float*)Cls + imageCls + (long)j0 * K, (j1 - j0) * K);
+            var lg = new Span<float>((float*)ClsGrad + imageCls + (long)j0 * K, (j1 - j0) * K);
+            var reg = new ReadOnlySpan<float>((float*)Reg + imageBox + (long)j0 * 4, (j1 - j0) * 4);
+            var rg = new Span<float>((float*)BoxGrad + imageBox + (long)j0 * 4, (j1 - j0) * 4);
+            var anchors = new ReadOnlySpan<float>((float*)Anchors + (long)j0 * 4, (j1 - j0) * 4);
+            lg.Clear();
+            rg.Clear();
+            var o = Options;
+            double alpha = o.Alpha, gamma = o.Gamma;
+            double clsSum = 0, boxSum = 0;
+            Span<double> pred = stackalloc double[4], gt = stackalloc double[4], g4 = stackalloc double[4];
+            Span<float> code = stackalloc float[4], box = stackalloc float[4];
+            for (int j = 0; j < j1 - j0; j++)
+            {
+                int m = w.Matches[j0 + j];
+                if (m == Matcher.Ignore) continue;
+                int label = m >= 0 ? w.Target.Labels[m] : -1;
+                var row = logits.Slice(j * K, K);
+                var grow = lg.Slice(j * K, K);
+                for (int c = 0; c < row.Length; c++)
+                {
+                    clsSum += LossFunctions.SigmoidFocal(row[c], c == label ? 1 : 0, alpha, gamma, out double d);
+                    grow[c] = (float)(d * w.ClsScale);
                 }
                 if (m < 0) continue;
                 var anchor = anchors.Slice(j * 4, 4);
-                var gtBox = t.Boxes.AsSpan(m * 4, 4);
-                if (options.BoxLoss == BoxLossKind.GIoU)
+                var gtBox = w.Target.Boxes.AsSpan(m * 4, 4);
+                if (o.BoxLoss == BoxLossKind.GIoU)
                 {
-                    boxSum += GiouOnCodes(options.Coder, reg.Slice(j * 4, 4), anchor, gtBox, options.GiouEps, rg.Slice(j * 4, 4), boxScale, pred, gt, g4, box);
+                    boxSum += GiouOnCodes(o.Coder, reg.Slice(j * 4, 4), anchor, gtBox, o.GiouEps, rg.Slice(j * 4, 4), w.BoxScale, pred, gt, g4, box);
                     continue;
                 }
-                options.Coder.EncodeOne(gtBox, anchor, code);
+                o.Coder.EncodeOne(gtBox, anchor, code);
                 for (int q = 0; q < 4; q++)
                 {
                     double diff = (double)reg[j * 4 + q] - code[q];
                     double d;
-                    boxSum += options.BoxLoss == BoxLossKind.L1 ? LossFunctions.L1(diff, out d) : LossFunctions.SmoothL1(diff, options.Beta, out d);
-                    rg[j * 4 + q] = (float)(d * boxScale);
+                    boxSum += o.BoxLoss == BoxLossKind.L1 ? LossFunctions.L1(diff, out d) : LossFunctions.SmoothL1(diff, o.Beta, out d);
+                    rg[j * 4 + q] = (float)(d * w.BoxScale);
                 }
             }
-            clsTotal += clsSum / norm;
-            boxTotal += boxSum / norm;
+            return (clsSum, boxSum);
         }
-        return new DetectionLoss(clsTotal / n, boxTotal / Math.Max(1, n));
     }
 
     /// <summary>GIoU of the box decoded from <paramref name="codes"/> (torchvision's decode_single, dw/dh clamped) against the
