@@ -153,3 +153,29 @@ public class AugmentTests
         Assert.Throws<ArgumentException>(() => Augment.Apply(Marked(2, out _), new AugmentOptions { Hue = 0.7 }, new Random(1)));
     }
 }
+
+public class CollateTests
+{
+    [Fact]
+    public void Collate_resizes_pads_and_moves_boxes_as_torchvision_transform()
+    {
+        var a = AugmentTests.Marked(1, out _);
+        var b = AugmentTests.Marked(2, out _);
+        var pre = new Osprey.Vision.Transforms.Preprocessor(new Osprey.Vision.Transforms.ResizePolicy(Osprey.Vision.Transforms.ResizeKind.Torchvision, 100, 160, 32),
+            Osprey.Vision.Transforms.Normalization.ImageNet, Osprey.Core.Tensors.Device.Cpu);
+        using var batch = TrainingBatch.Collate([a, b], pre);
+        var x = batch.Images.Images;
+        Assert.Equal(2, x.Shape[0]);
+        Assert.Equal(0, x.Shape[2] % 32);
+        Assert.Equal(0, x.Shape[3] % 32);
+        foreach (var (s, i) in new[] { (a, 0), (b, 1) })
+        {
+            var (rh, rw) = batch.Images.Resized[i];
+            Assert.Equal(100, Math.Min(rh, rw));
+            var t = batch.Targets[i];
+            Assert.Equal(s.Labels, t.Labels);
+            for (int k = 0; k < t.Boxes.Length; k++)
+                Assert.Equal(s.Boxes[k] * (k % 2 == 0 ? (float)rw / s.Image.Width : (float)rh / s.Image.Height), t.Boxes[k]);
+        }
+    }
+}

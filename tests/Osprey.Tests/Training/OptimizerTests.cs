@@ -38,6 +38,9 @@ public class OptimizerTests
     [InlineData("adamw")]
     public void Half_parameters_follow_fp32_master_weights(string name) => Run(name, DType.Float16, 1e-3, 1e-3);
 
+    [Fact]
+    public void Bfloat16_parameters_follow_fp32_master_weights() => Run("sgd_dampening", DType.BFloat16, 8e-3, 8e-3);
+
     private static void Run(string name, DType dtype, double atol, double rtol)
     {
         var c = TrainFixtures.Case(TrainFixtures.Optim, name);
