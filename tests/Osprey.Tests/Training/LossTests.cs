@@ -244,4 +244,34 @@ public class HeadLossTests
         Assert.Equal(expected.Total, h.Loss.Total, 1e-2 * expected.Total);
         Assert.Throws<ArgumentException>(() => HeadLoss.Ssd(tr, tc, anchors, targets, SsdLossOptions.Torchvision));
     }
+
+    [Theory]
+    [InlineData("retina_l1")]
+    [InlineData("retina_smooth_l1_odtk")]
+    [InlineData("retina_giou")]
+    [InlineData("retina_empty")]
+    public void Focal_loss_composed_of_ops_equals_the_host_loss(string name)
+    {
+        var c = TrainFixtures.Case(TrainFixtures.Losses, name);
+        var anchors = TrainFixtures.Floats(c.GetProperty("anchors"));
+        int n = 2, a = anchors.Length / 4, k = 5;
+        var cls = Formula.Values(name + ".cls", (long)n * a * k).Select(v => v * 4f).ToArray();
+        var reg = Formula.Values(name + ".reg", (long)n * a * 4).Select(v => v * 0.5f).ToArray();
+        var boxes = c.GetProperty("boxes").EnumerateArray().ToArray();
+        var labels = c.GetProperty("labels").EnumerateArray().ToArray();
+        var targets = Enumerable.Range(0, n).Select(i => new DetectionTarget(TrainFixtures.Floats(boxes[i]), labels[i].EnumerateArray().Select(v => v.GetInt32()).ToArray())).ToArray();
+        var kind = c.GetProperty("box_loss").GetString() switch { "l1" => BoxLossKind.L1, "smooth_l1" => BoxLossKind.SmoothL1, _ => BoxLossKind.GIoU };
+        var options = new RetinaNetLossOptions(BoxLoss: kind, Beta: (float)c.GetProperty("beta").GetDouble())
+        {
+            Matcher = c.GetProperty("odtk_matcher").GetBoolean() ? MatcherOptions.Odtk : MatcherOptions.RetinaNet,
+        };
+        using var tc = Osprey.Core.Tensors.Tensor.FromSpan<float>(cls, new Osprey.Core.Tensors.Shape(n, a, k));
+        using var tr = Osprey.Core.Tensors.Tensor.FromSpan<float>(reg, new Osprey.Core.Tensors.Shape(n, a, 4));
+        using var host = HeadLoss.RetinaNet(tc, tr, anchors, targets, options, gradScale: 8, focalOnDevice: false);
+        using var ops = HeadLoss.RetinaNet(tc, tr, anchors, targets, options, gradScale: 8, focalOnDevice: true);
+        Assert.Equal(c.GetProperty("cls_loss").GetDouble(), ops.Loss.Classification, 1e-5 * c.GetProperty("cls_loss").GetDouble());
+        Assert.Equal(host.Loss.BoxRegression, ops.Loss.BoxRegression, 1e-12);
+        Close.Assert(host.ClassGrad.ToArray<float>(), ops.ClassGrad.ToArray<float>(), 1e-6, 1e-4, $"{name} op-composed focal grad");
+        Close.Assert(host.BoxGrad.ToArray<float>(), ops.BoxGrad.ToArray<float>(), 0, 0, $"{name} box grad");
+    }
 }

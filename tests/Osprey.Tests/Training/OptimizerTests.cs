@@ -11,10 +11,10 @@ public class OptimizerTests
     private static int[][] Shapes => TrainFixtures.Optim.GetProperty("shapes").EnumerateArray()
         .Select(s => s.EnumerateArray().Select(v => v.GetInt32()).ToArray()).ToArray();
 
-    private static Tensor FormulaTensor(string key, int[] shape, float scale = 1f)
+    private static Tensor FormulaTensor(string key, int[] shape, float scale = 1f, Device? device = null)
     {
         var s = new Shape(shape);
-        return Tensor.FromSpan<float>(Formula.Values(key, s.Numel).Select(v => v * scale).ToArray(), s);
+        return Tensor.FromSpan<float>(Formula.Values(key, s.Numel).Select(v => v * scale).ToArray(), s, device);
     }
 
     public static TheoryData<string> Cases() => ["sgd", "sgd_dampening", "sgd_plain", "sgd_odtk_schedule", "adamw", "adamw_amsgrad"];
@@ -41,7 +41,7 @@ public class OptimizerTests
     [Fact]
     public void Bfloat16_parameters_follow_fp32_master_weights() => Run("sgd_dampening", DType.BFloat16, 8e-3, 8e-3);
 
-    private static void Run(string name, DType dtype, double atol, double rtol)
+    internal static void Run(string name, DType dtype, double atol, double rtol, Device? device = null)
     {
         var c = TrainFixtures.Case(TrainFixtures.Optim, name);
         var shapes = Shapes;
@@ -54,7 +54,7 @@ public class OptimizerTests
             // float16 master weights start from the rounded parameters, so feed torch's float32 start only in float32
             for (int i = 0; i < shapes.Length; i++)
             {
-                using var p32 = FormulaTensor($"param{i}", shapes[i]);
+                using var p32 = FormulaTensor($"param{i}", shapes[i], 1f, device);
                 ps.Add(dtype == DType.Float32 ? Op.Contiguous(p32) : Op.Cast(p32, dtype));
             }
             for (int step = 0; step < lrs.Length; step++)
@@ -62,7 +62,7 @@ public class OptimizerTests
                 if (schedule is not null) opt.LearningRate = schedule.Rate(step);
                 Assert.Equal(lrs[step], opt.LearningRate, 1e-12);
                 var pairs = new List<ParamGrad>();
-                for (int i = 0; i < shapes.Length; i++) pairs.Add(new ParamGrad(ps[i], FormulaTensor($"grad{i}.step{step}", shapes[i], 0.5f)));
+                for (int i = 0; i < shapes.Length; i++) pairs.Add(new ParamGrad(ps[i], FormulaTensor($"grad{i}.step{step}", shapes[i], 0.5f, device)));
                 opt.Step(pairs);
                 foreach (var pg in pairs) pg.Grad.Dispose();
             }
@@ -70,6 +70,7 @@ public class OptimizerTests
             for (int i = 0; i < shapes.Length; i++)
             {
                 Assert.Equal(dtype, ps[i].DType);
+                Assert.Equal(device ?? Device.Cpu, ps[i].Device);
                 using var p = Op.Cast(ps[i], DType.Float32);
                 Close.Assert(TrainFixtures.Floats(expected[i]), p.ToArray<float>(), atol, rtol, $"{name} parameter {i}");
             }

@@ -1,3 +1,4 @@
+using Osprey.Core.Backends;
 using Osprey.Core.Ops;
 using Osprey.Core.Tensors;
 
@@ -26,14 +27,44 @@ public sealed class HeadLossResult(DetectionLoss loss, Tensor classGrad, Tensor 
 /// </summary>
 public static class HeadLoss
 {
+    /// <param name="focalOnDevice">Compute the classification part with <see cref="FocalLossOps"/> where the logits are
+    /// (only labels and weights are uploaded; the logits are not downloaded). Default: when the logits are not on the CPU.</param>
     public static HeadLossResult RetinaNet(Tensor classLogits, Tensor boxRegression, ReadOnlySpan<float> anchors,
-        IReadOnlyList<DetectionTarget> targets, RetinaNetLossOptions options, double gradScale = 1)
+        IReadOnlyList<DetectionTarget> targets, RetinaNetLossOptions options, double gradScale = 1, bool? focalOnDevice = null)
     {
-        var (cls, reg, k) = Read(classLogits, boxRegression, "retinanet loss");
-        var gc = new float[cls.Length];
-        var gb = new float[reg.Length];
-        var loss = RetinaNetLoss.Compute(cls, reg, anchors, targets, k, options, gc, gb);
-        return Result(loss, gc, gb, classLogits, boxRegression, gradScale);
+        ArgumentNullException.ThrowIfNull(options);
+        if (!(focalOnDevice ?? classLogits?.Device.Type != DeviceType.Cpu))
+        {
+            var (cls, reg, k) = Read(classLogits!, boxRegression, "retinanet loss");
+            var gc = new float[cls.Length];
+            var gb = new float[reg.Length];
+            var loss = RetinaNetLoss.Compute(cls, reg, anchors, targets, k, options, gc, gb);
+            return Result(loss, gc, gb, classLogits!, boxRegression, gradScale);
+        }
+        CheckShapes(classLogits!, boxRegression, "retinanet loss");
+        int n = classLogits!.Shape[0], a = classLogits.Shape[1], kk = classLogits.Shape[2];
+        RetinaNetLoss.Check(n * a * kk, n * a * 4, anchors.Length, targets?.Count ?? 0, kk, n * a * kk, n * a * 4, "retinanet loss");
+        if (targets!.Count != n) throw new ArgumentException($"retinanet loss: {targets.Count} targets for {n} images");
+        var matches = RetinaNetLoss.Match(anchors, targets, kk, options);
+        var (labels, weights) = RetinaNetLoss.ClassificationTargets(matches, targets, a);
+        var (clsLoss, clsGrad) = FocalLossOps.SigmoidFocal(classLogits, labels, weights, options.Alpha, options.Gamma);
+        Tensor? classGrad = null;
+        try
+        {
+            using (clsGrad)
+            using (var scaled = Op.Binary(BinaryOp.Mul, clsGrad, gradScale))
+                classGrad = classLogits.DType == DType.Float32 ? scaled.Share() : Op.Cast(scaled, classLogits.DType);
+            float[] regHost = ToHost(boxRegression);
+            var gbHost = new float[regHost.Length];
+            var box = RetinaNetLoss.Core([], regHost, anchors, targets, kk, options, [], gbHost, matches, classification: false);
+            if (gradScale != 1) for (int i = 0; i < gbHost.Length; i++) gbHost[i] = (float)(gbHost[i] * gradScale);
+            return new HeadLossResult(new DetectionLoss(clsLoss, box.BoxRegression), classGrad, Upload(gbHost, boxRegression));
+        }
+        catch
+        {
+            classGrad?.Dispose();
+            throw;
+        }
     }
 
     public static HeadLossResult Ssd(Tensor classLogits, Tensor boxRegression, ReadOnlySpan<float> anchors,
@@ -48,13 +79,18 @@ public static class HeadLoss
 
     private static (float[] Cls, float[] Reg, int K) Read(Tensor cls, Tensor reg, string what)
     {
+        CheckShapes(cls, reg, what);
+        return (ToHost(cls), ToHost(reg), cls.Shape[2]);
+    }
+
+    private static void CheckShapes(Tensor cls, Tensor reg, string what)
+    {
         ArgumentNullException.ThrowIfNull(cls);
         ArgumentNullException.ThrowIfNull(reg);
         if (cls.Rank != 3 || reg.Rank != 3 || reg.Shape[2] != 4 || cls.Shape[0] != reg.Shape[0] || cls.Shape[1] != reg.Shape[1])
             throw new ArgumentException($"{what}: head outputs {cls.Shape} and {reg.Shape} (need [N, A, K] and [N, A, 4])");
         if (!cls.DType.IsFloating() || !reg.DType.IsFloating())
             throw new ArgumentException($"{what}: head outputs are {cls.DType.Name()} and {reg.DType.Name()} (need floating point)");
-        return (ToHost(cls), ToHost(reg), cls.Shape[2]);
     }
 
     private static float[] ToHost(Tensor x)

@@ -50,9 +50,32 @@ public static class RetinaNetLoss
     {
         ArgumentNullException.ThrowIfNull(targets);
         ArgumentNullException.ThrowIfNull(options);
+        Check(clsLogits.Length, boxRegression.Length, anchors.Length, targets.Count, numClasses, clsGrad.Length, boxGrad.Length, "retinanet loss");
+        return Core(clsLogits, boxRegression, anchors, targets, numClasses, options, clsGrad, boxGrad, Match(anchors, targets, numClasses, options), true);
+    }
+
+    /// <summary>The matches of every image (anchor to ground-truth index, <see cref="Matcher.Background"/> or
+    /// <see cref="Matcher.Ignore"/>), after checking the targets' labels against <paramref name="numClasses"/>.</summary>
+    public static int[][] Match(ReadOnlySpan<float> anchors, IReadOnlyList<DetectionTarget> targets, int numClasses, RetinaNetLossOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(targets);
+        ArgumentNullException.ThrowIfNull(options);
+        var matches = new int[targets.Count][];
+        for (int i = 0; i < targets.Count; i++)
+        {
+            targets[i].Check(numClasses, $"retinanet loss: target {i}");
+            matches[i] = Matcher.MatchBoxes(targets[i].Boxes, anchors, options.Matcher);
+        }
+        return matches;
+    }
+
+    /// <summary>The loss given the matches; with <paramref name="classification"/> false only the box part is computed and
+    /// the logits and their gradient buffer are not touched (they may be empty).</summary>
+    internal static DetectionLoss Core(ReadOnlySpan<float> clsLogits, ReadOnlySpan<float> boxRegression, ReadOnlySpan<float> anchors,
+        IReadOnlyList<DetectionTarget> targets, int numClasses, RetinaNetLossOptions options, Span<float> clsGrad, Span<float> boxGrad,
+        int[][] matchesPerImage, bool classification)
+    {
         int n = targets.Count, a = anchors.Length / 4, k = numClasses;
-        Check(clsLogits.Length, boxRegression.Length, anchors.Length, n, k, clsGrad.Length, boxGrad.Length, "retinanet loss");
-        for (int i = 0; i < n; i++) targets[i].Check(k, $"retinanet loss: target {i}");
         double clsTotal = 0, boxTotal = 0;
         int blocks = (a + BlockAnchors - 1) / BlockAnchors;
         var clsPart = new double[blocks];
@@ -61,17 +84,16 @@ public static class RetinaNetLoss
         {
             fixed (float* pc = clsLogits, pr = boxRegression, pa = anchors, gc = clsGrad, gr = boxGrad)
             {
-                var ctx = new Context((nint)pc, (nint)pr, (nint)pa, (nint)gc, (nint)gr, a, k, options);
+                var ctx = new Context((nint)pc, (nint)pr, (nint)pa, (nint)gc, (nint)gr, a, k, options, classification);
                 for (int i = 0; i < n; i++)
                 {
-                    var t = targets[i];
-                    int[] matches = Matcher.MatchBoxes(t.Boxes, anchors, options.Matcher);
+                    int[] matches = matchesPerImage[i];
                     int fg = 0;
                     foreach (int m in matches) if (m >= 0) fg++;
                     double norm = Math.Max(1, fg);
-                    var image = new ImageWork(i, t, matches, 1.0 / (norm * n), 1.0 / (norm * Math.Max(1, n)));
+                    var image = new ImageWork(i, targets[i], matches, 1.0 / (norm * n), 1.0 / (norm * Math.Max(1, n)));
                     // fixed blocks summed in order: the result does not depend on the thread count
-                    Parallel2.For(blocks, (long)BlockAnchors * k * 8, (lo, hi) =>
+                    Parallel2.For(blocks, (long)BlockAnchors * (classification ? k : 1) * 8, (lo, hi) =>
                     {
                         for (long b = lo; b < hi; b++) (clsPart[b], boxPart[b]) = ctx.Block(image, (int)b);
                     });
@@ -85,20 +107,46 @@ public static class RetinaNetLoss
         return new DetectionLoss(clsTotal / n, boxTotal / Math.Max(1, n));
     }
 
+    /// <summary>Per-anchor classification inputs for <see cref="FocalLossOps"/>: the target class (-1 for background and
+    /// ignored anchors) and the weight (1 / (max(1, foreground) x images), 0 for ignored anchors), [N x A] each.</summary>
+    public static (float[] Labels, float[] Weights) ClassificationTargets(int[][] matches, IReadOnlyList<DetectionTarget> targets, int anchors)
+    {
+        ArgumentNullException.ThrowIfNull(matches);
+        ArgumentNullException.ThrowIfNull(targets);
+        int n = targets.Count;
+        var labels = new float[(long)n * anchors];
+        var weights = new float[(long)n * anchors];
+        for (int i = 0; i < n; i++)
+        {
+            var m = matches[i];
+            if (m.Length != anchors) throw new ArgumentException($"retinanet loss: image {i} has {m.Length} matches for {anchors} anchors");
+            int fg = 0;
+            foreach (int v in m) if (v >= 0) fg++;
+            float w = (float)(1.0 / (Math.Max(1, fg) * (double)n));
+            for (int j = 0; j < anchors; j++)
+            {
+                labels[(long)i * anchors + j] = m[j] >= 0 ? targets[i].Labels[m[j]] : -1;
+                weights[(long)i * anchors + j] = m[j] == Matcher.Ignore ? 0 : w;
+            }
+        }
+        return (labels, weights);
+    }
+
     private const int BlockAnchors = 1024;
 
     private sealed record ImageWork(int Index, DetectionTarget Target, int[] Matches, double ClsScale, double BoxScale);
 
     /// <summary>Pointers to the caller's buffers for the worker threads (the spans are pinned for the whole call).</summary>
-    private readonly unsafe record struct Context(nint Cls, nint Reg, nint Anchors, nint ClsGrad, nint BoxGrad, int A, int K, RetinaNetLossOptions Options)
+    private readonly unsafe record struct Context(nint Cls, nint Reg, nint Anchors, nint ClsGrad, nint BoxGrad, int A, int K, RetinaNetLossOptions Options, bool Classification)
     {
         /// <summary>Loss sums of anchors [b * BlockAnchors, ...) of one image; writes their gradients (zero for ignored anchors).</summary>
         public (double Cls, double Box) Block(ImageWork w, int b)
         {
             int j0 = b * BlockAnchors, j1 = Math.Min(A, j0 + BlockAnchors);
-            long imageCls = (long)w.Index * A * K, imageBox = (long)w.Index * A * 4;
-            var logits = new ReadOnlySpan<float>((float*)Cls + imageCls + (long)j0 * K, (j1 - j0) * K);
-            var lg = new Span<float>((float*)ClsGrad + imageCls + (long)j0 * K, (j1 - j0) * K);
+            int kk = Classification ? K : 0;                  // without classification the logit spans are empty
+            long imageCls = (long)w.Index * A * kk, imageBox = (long)w.Index * A * 4;
+            var logits = new ReadOnlySpan<float>((float*)Cls + imageCls + (long)j0 * kk, (j1 - j0) * kk);
+            var lg = new Span<float>((float*)ClsGrad + imageCls + (long)j0 * kk, (j1 - j0) * kk);
             var reg = new ReadOnlySpan<float>((float*)Reg + imageBox + (long)j0 * 4, (j1 - j0) * 4);
             var rg = new Span<float>((float*)BoxGrad + imageBox + (long)j0 * 4, (j1 - j0) * 4);
             var anchors = new ReadOnlySpan<float>((float*)Anchors + (long)j0 * 4, (j1 - j0) * 4);
@@ -114,8 +162,8 @@ public static class RetinaNetLoss
                 int m = w.Matches[j0 + j];
                 if (m == Matcher.Ignore) continue;
                 int label = m >= 0 ? w.Target.Labels[m] : -1;
-                var row = logits.Slice(j * K, K);
-                var grow = lg.Slice(j * K, K);
+                var row = logits.Slice(j * kk, kk);
+                var grow = lg.Slice(j * kk, kk);
                 for (int c = 0; c < row.Length; c++)
                 {
                     clsSum += LossFunctions.SigmoidFocal(row[c], c == label ? 1 : 0, alpha, gamma, out double d);
