@@ -12,6 +12,8 @@ using Osprey.Bench;
 //       (bench/gpu/run-libs.sh runs it and bench/gpu/torch_libs.py on the GPU host and prints the comparison).
 //   autograd [--batch N] [--size H W] [--runs N] [--no-torch]: RetinaNet-R18-FPN forward and forward+backward on the
 //       CPU backend, beside PyTorch (bench/cpu/torch_autograd.py) in the same invocation.
+//   train-loss [--runs N] [--no-torch]: RetinaNet and SSD300 loss + gradients on the CPU (matching included), next to
+//       torchvision's compute_loss + backward (bench/train/torch_loss.py), same shapes, same run.
 return args.FirstOrDefault() switch
 {
     "cpu" => Cpu(args),
@@ -19,12 +21,13 @@ return args.FirstOrDefault() switch
     "gpu-core" => GpuCoreBench.Run(args[1..]),
     "gpu-libs" => GpuLibsBench.Run(args[1..]),
     "autograd" => AutogradBench.Run(args[1..]),
+    "train-loss" => TrainLossBench.Run(args[1..]),
     _ => Usage(),
 };
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: Osprey.Bench <mode> [options]; modes: cpu, coco-eval, gpu-core, gpu-libs, autograd");
+    Console.Error.WriteLine("usage: Osprey.Bench <mode> [options]; modes: cpu, coco-eval, gpu-core, gpu-libs, autograd, train-loss");
     return 2;
 }
 

@@ -102,7 +102,7 @@ public sealed class GradTape : IDisposable
         _busy = true;
         try
         {
-            using (TensorScope.Suspend())
+            using (TensorScope.Untracked())
             {
                 node.Inputs = inputs;
                 node.NeedsGrad = needs;
@@ -125,7 +125,7 @@ public sealed class GradTape : IDisposable
         ArgumentNullException.ThrowIfNull(loss);
         if (loss.Numel != 1) throw new OpArgumentException($"backward: loss must have one element, got {loss.Shape}; pass the output's gradient instead");
         Tensor seed;
-        using (TensorScope.Suspend()) seed = Tensor.Full(loss.Shape, 1.0, loss.DType, loss.Device);
+        using (TensorScope.Untracked()) seed = Tensor.Full(loss.Shape, 1.0, loss.DType, loss.Device);
         using (seed) Backward([(loss, seed)]);
     }
 
@@ -149,7 +149,7 @@ public sealed class GradTape : IDisposable
         }
         _done = true;
         var grads = new Dictionary<Tensor, Tensor>(ReferenceEqualityComparer.Instance);
-        using var suspend = TensorScope.Suspend();
+        using var suspend = TensorScope.Untracked();
         try
         {
             foreach (var (output, grad) in roots) Accumulate(grads, output, grad.Share());

@@ -8,33 +8,28 @@ namespace Osprey.Core.Tensors;
 public sealed class TensorScope : IDisposable
 {
     [ThreadStatic] private static TensorScope? t_current;
-    [ThreadStatic] private static int t_suspended;
 
     private readonly TensorScope? _outer;
     private readonly List<Tensor> _tensors = [];
+    private readonly bool _untracked;
     private bool _disposed;
 
-    public TensorScope()
+    public TensorScope() : this(false) { }
+
+    private TensorScope(bool untracked)
     {
+        _untracked = untracked;
         _outer = t_current;
         t_current = this;
     }
 
+    /// <summary>Until disposed, tensors created on this thread belong to the caller and no enclosing scope disposes them
+    /// (long-lived state such as optimiser buffers created while a caller's scope is open).</summary>
+    public static TensorScope Untracked() => new(untracked: true);
+
     internal static void Track(Tensor t)
     {
-        if (t_suspended == 0) t_current?._tensors.Add(t);
-    }
-
-    /// <summary>While the returned value is alive, new tensors join no scope (autograd's saved tensors and gradients outlive the caller's scopes).</summary>
-    internal static Suspension Suspend()
-    {
-        t_suspended++;
-        return default;
-    }
-
-    internal readonly struct Suspension : IDisposable
-    {
-        public void Dispose() => t_suspended--;
+        if (t_current is { _untracked: false } s) s._tensors.Add(t);
     }
 
     /// <summary>Hands a tensor to the enclosing scope (or to the caller if none) instead of disposing it.</summary>

@@ -31,6 +31,35 @@ public readonly record struct BoxCoder(float Wx, float Wy, float Ww, float Wh, f
         box[3] = pcy + hh;
     }
 
+    /// <summary>
+    /// torchvision's <c>BoxCoder.encode_single(box, reference)</c>, the inverse of <see cref="DecodeOne"/>: codes
+    /// (wx (gcx - cx) / w, wy (gcy - cy) / h, ww log(gw / w), wh log(gh / h)) in float32 with torchvision's order.
+    /// </summary>
+    public void EncodeOne(ReadOnlySpan<float> box, ReadOnlySpan<float> reference, Span<float> code)
+    {
+        float w = reference[2] - reference[0];
+        float h = reference[3] - reference[1];
+        float cx = reference[0] + 0.5f * w;
+        float cy = reference[1] + 0.5f * h;
+        float gw = box[2] - box[0];
+        float gh = box[3] - box[1];
+        float gcx = box[0] + 0.5f * gw;
+        float gcy = box[1] + 0.5f * gh;
+        code[0] = Wx * (gcx - cx) / w;
+        code[1] = Wy * (gcy - cy) / h;
+        code[2] = Ww * MathF.Log(gw / w);
+        code[3] = Wh * MathF.Log(gh / h);
+    }
+
+    /// <summary>Encodes n boxes against n reference boxes (4 floats each) into n codes.</summary>
+    public void Encode(ReadOnlySpan<float> boxes, ReadOnlySpan<float> references, Span<float> codes)
+    {
+        if (boxes.Length % 4 != 0 || references.Length != boxes.Length || codes.Length != boxes.Length)
+            throw new ArgumentException($"box encode: {boxes.Length} box, {references.Length} reference and {codes.Length} output floats (need equal multiples of 4)");
+        for (int i = 0; i < boxes.Length; i += 4)
+            EncodeOne(boxes.Slice(i, 4), references.Slice(i, 4), codes.Slice(i, 4));
+    }
+
     /// <summary>Decodes n boxes: codes and references hold 4 floats per box.</summary>
     public void Decode(ReadOnlySpan<float> codes, ReadOnlySpan<float> references, Span<float> boxes)
     {

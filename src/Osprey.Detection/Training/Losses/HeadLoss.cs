@@ -1,0 +1,119 @@
+using Osprey.Core.Backends;
+using Osprey.Core.Ops;
+using Osprey.Core.Tensors;
+
+namespace Osprey.Detection.Training.Losses;
+
+/// <summary>A loss value with the gradients w.r.t. the head outputs, as tensors shaped, typed and placed like the outputs
+/// (the seeds for the network's backward pass). Dispose to free the gradients.</summary>
+public sealed class HeadLossResult(DetectionLoss loss, Tensor classGrad, Tensor boxGrad) : IDisposable
+{
+    public DetectionLoss Loss { get; } = loss;
+    public Tensor ClassGrad { get; } = classGrad;
+    public Tensor BoxGrad { get; } = boxGrad;
+
+    public void Dispose()
+    {
+        ClassGrad.Dispose();
+        BoxGrad.Dispose();
+    }
+}
+
+/// <summary>
+/// The batch losses on head-output tensors of any device and floating dtype: the outputs ([N, A, K] logits, [N, A, 4] codes)
+/// are read to the host in float32, the loss and gradients computed there (<see cref="RetinaNetLoss"/>, <see cref="SsdLoss"/>),
+/// and the gradients returned on the outputs' device and dtype, multiplied by <paramref name="gradScale"/> (the loss scale
+/// under FP16 training).
+/// </summary>
+public static class HeadLoss
+{
+    /// <param name="focalOnDevice">Compute the classification part with <see cref="FocalLossOps"/> where the logits are
+    /// (only labels and weights are uploaded; the logits are not downloaded). Default: when the logits are not on the CPU.</param>
+    public static HeadLossResult RetinaNet(Tensor classLogits, Tensor boxRegression, ReadOnlySpan<float> anchors,
+        IReadOnlyList<DetectionTarget> targets, RetinaNetLossOptions options, double gradScale = 1, bool? focalOnDevice = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        if (!(focalOnDevice ?? classLogits?.Device.Type != DeviceType.Cpu))
+        {
+            var (cls, reg, k) = Read(classLogits!, boxRegression, "retinanet loss");
+            var gc = new float[cls.Length];
+            var gb = new float[reg.Length];
+            var loss = RetinaNetLoss.Compute(cls, reg, anchors, targets, k, options, gc, gb);
+            return Result(loss, gc, gb, classLogits!, boxRegression, gradScale);
+        }
+        CheckShapes(classLogits!, boxRegression, "retinanet loss");
+        int n = classLogits!.Shape[0], a = classLogits.Shape[1], kk = classLogits.Shape[2];
+        RetinaNetLoss.Check(n * a * kk, n * a * 4, anchors.Length, targets?.Count ?? 0, kk, n * a * kk, n * a * 4, "retinanet loss");
+        if (targets!.Count != n) throw new ArgumentException($"retinanet loss: {targets.Count} targets for {n} images");
+        var matches = RetinaNetLoss.Match(anchors, targets, kk, options);
+        var (labels, weights) = RetinaNetLoss.ClassificationTargets(matches, targets, a);
+        var (clsLoss, clsGrad) = FocalLossOps.SigmoidFocal(classLogits, labels, weights, options.Alpha, options.Gamma);
+        Tensor? classGrad = null;
+        try
+        {
+            using (clsGrad)
+            using (var scaled = Op.Binary(BinaryOp.Mul, clsGrad, gradScale))
+                classGrad = classLogits.DType == DType.Float32 ? scaled.Share() : Op.Cast(scaled, classLogits.DType);
+            float[] regHost = ToHost(boxRegression);
+            var gbHost = new float[regHost.Length];
+            var box = RetinaNetLoss.Core([], regHost, anchors, targets, kk, options, [], gbHost, matches, classification: false);
+            if (gradScale != 1) for (int i = 0; i < gbHost.Length; i++) gbHost[i] = (float)(gbHost[i] * gradScale);
+            return new HeadLossResult(new DetectionLoss(clsLoss, box.BoxRegression), classGrad, Upload(gbHost, boxRegression));
+        }
+        catch
+        {
+            classGrad?.Dispose();
+            throw;
+        }
+    }
+
+    public static HeadLossResult Ssd(Tensor classLogits, Tensor boxRegression, ReadOnlySpan<float> anchors,
+        IReadOnlyList<DetectionTarget> targets, SsdLossOptions options, double gradScale = 1)
+    {
+        var (cls, reg, k) = Read(classLogits, boxRegression, "ssd loss");
+        var gc = new float[cls.Length];
+        var gb = new float[reg.Length];
+        var loss = SsdLoss.Compute(cls, reg, anchors, targets, k, options, gc, gb);
+        return Result(loss, gc, gb, classLogits, boxRegression, gradScale);
+    }
+
+    private static (float[] Cls, float[] Reg, int K) Read(Tensor cls, Tensor reg, string what)
+    {
+        CheckShapes(cls, reg, what);
+        return (ToHost(cls), ToHost(reg), cls.Shape[2]);
+    }
+
+    private static void CheckShapes(Tensor cls, Tensor reg, string what)
+    {
+        ArgumentNullException.ThrowIfNull(cls);
+        ArgumentNullException.ThrowIfNull(reg);
+        if (cls.Rank != 3 || reg.Rank != 3 || reg.Shape[2] != 4 || cls.Shape[0] != reg.Shape[0] || cls.Shape[1] != reg.Shape[1])
+            throw new ArgumentException($"{what}: head outputs {cls.Shape} and {reg.Shape} (need [N, A, K] and [N, A, 4])");
+        if (!cls.DType.IsFloating() || !reg.DType.IsFloating())
+            throw new ArgumentException($"{what}: head outputs are {cls.DType.Name()} and {reg.DType.Name()} (need floating point)");
+    }
+
+    private static float[] ToHost(Tensor x)
+    {
+        if (x.DType == DType.Float32) return x.ToArray<float>();
+        using var c = Op.Cast(x, DType.Float32);
+        return c.ToArray<float>();
+    }
+
+    private static HeadLossResult Result(DetectionLoss loss, float[] gc, float[] gb, Tensor cls, Tensor reg, double scale)
+    {
+        if (scale != 1)
+        {
+            for (int i = 0; i < gc.Length; i++) gc[i] = (float)(gc[i] * scale);
+            for (int i = 0; i < gb.Length; i++) gb[i] = (float)(gb[i] * scale);
+        }
+        return new HeadLossResult(loss, Upload(gc, cls), Upload(gb, reg));
+    }
+
+    private static Tensor Upload(float[] g, Tensor like)
+    {
+        var t = Tensor.FromSpan<float>(g, like.Shape, like.Device);
+        if (like.DType == DType.Float32) return t;
+        using (t) return Op.Cast(t, like.DType);
+    }
+}

@@ -1,0 +1,119 @@
+using Osprey.Core.Ops;
+using Osprey.Core.Tensors;
+
+namespace Osprey.Detection.Training.Optim;
+
+/// <summary>A parameter and its gradient, on any device. The optimiser updates <see cref="Param"/> in place.</summary>
+public readonly record struct ParamGrad(Tensor Param, Tensor Grad);
+
+/// <summary>
+/// The common part of the optimisers: per-parameter state kept in float32 on the parameter's device, FP32 master weights for
+/// float16/bfloat16 parameters (the update runs on the float32 master; the parameter receives the master rounded to its dtype),
+/// and in-place write-back through <see cref="Op.CopyInto"/>. Parameters are identified by position: every
+/// <see cref="Step"/> must pass the same parameters in the same order.
+/// </summary>
+public abstract class Optimizer : IDisposable
+{
+    private readonly List<ParamState> _state = [];
+    private bool _disposed;
+
+    /// <summary>The learning rate of the next step (a scheduler sets it).</summary>
+    public double LearningRate { get; set; }
+
+    /// <summary>Steps taken.</summary>
+    public long Steps { get; private set; }
+
+    protected Optimizer(double learningRate)
+    {
+        if (!(learningRate >= 0)) throw new ArgumentOutOfRangeException(nameof(learningRate), $"optimizer: learning rate {learningRate} must be >= 0");
+        LearningRate = learningRate;
+    }
+
+    /// <summary>Applies one update to every parameter from its gradient.</summary>
+    public void Step(IReadOnlyList<ParamGrad> parameters)
+    {
+        ArgumentNullException.ThrowIfNull(parameters);
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (Steps > 0 && parameters.Count != _state.Count)
+            throw new ArgumentException($"{Name}: step with {parameters.Count} parameters, earlier steps had {_state.Count}");
+        for (int i = 0; i < parameters.Count; i++) CheckPair(parameters[i], i);
+        Steps++;
+        for (int i = 0; i < parameters.Count; i++)
+        {
+            var (p, g) = parameters[i];
+            if (_state.Count <= i)
+                using (TensorScope.Untracked()) _state.Add(new ParamState(p));
+            var s = _state[i];
+            using var scope = new TensorScope();
+            Tensor master = s.Master ?? p;
+            Tensor grad = g.DType == DType.Float32 ? g : Op.Cast(g, DType.Float32);
+            Op.CopyInto(Update(s, master, grad, i), master);
+            if (s.Master is not null) Op.CopyInto(s.Master, p);
+        }
+    }
+
+    /// <summary>Returns the new float32 value of <paramref name="param"/> (float32) given its float32 gradient; updates
+    /// <paramref name="state"/>'s buffers in place (<see cref="Op.CopyInto"/>). Runs inside a <see cref="TensorScope"/>.</summary>
+    protected abstract Tensor Update(ParamState state, Tensor param, Tensor grad, int index);
+
+    protected abstract string Name { get; }
+
+    private void CheckPair(ParamGrad pg, int i)
+    {
+        var (p, g) = pg;
+        if (p is null || g is null) throw new ArgumentException($"{Name}: parameter {i} or its gradient is null");
+        if (p.Shape != g.Shape) throw new ArgumentException($"{Name}: parameter {i} has shape {p.Shape} but its gradient {g.Shape}");
+        if (p.Device != g.Device) throw new ArgumentException($"{Name}: parameter {i} is on {p.Device} but its gradient on {g.Device}");
+        if (!p.DType.IsFloating() || !g.DType.IsFloating())
+            throw new ArgumentException($"{Name}: parameter {i} ({p.DType.Name()}) and gradient ({g.DType.Name()}) must be floating point");
+        if (i < _state.Count && _state[i].Shape != p.Shape)
+            throw new ArgumentException($"{Name}: parameter {i} has shape {p.Shape}, earlier steps had {_state[i].Shape}");
+    }
+
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        foreach (var s in _state) s.Dispose();
+        _state.Clear();
+        GC.SuppressFinalize(this);
+    }
+
+    /// <summary>Per-parameter state: the FP32 master copy (16-bit parameters only) and named float32 buffers.</summary>
+    protected sealed class ParamState : IDisposable
+    {
+        private readonly Dictionary<string, Tensor> _buffers = [];
+
+        public Shape Shape { get; }
+        public Tensor? Master { get; }
+        public Device Device { get; }
+
+        public ParamState(Tensor p)
+        {
+            Shape = p.Shape;
+            Device = p.Device;
+            Master = p.DType == DType.Float32 ? null : Op.Cast(p, DType.Float32);
+        }
+
+        /// <summary>A float32 buffer of the parameter's shape and device, zero when first asked for; <paramref name="fresh"/>
+        /// says whether it was just created.</summary>
+        public Tensor Buffer(string name, out bool fresh)
+        {
+            fresh = !_buffers.TryGetValue(name, out var b);
+            if (fresh)
+                using (TensorScope.Untracked())
+                {
+                    b = Tensor.Zeros(Shape, DType.Float32, Device);
+                    _buffers[name] = b;
+                }
+            return b!;
+        }
+
+        public void Dispose()
+        {
+            Master?.Dispose();
+            foreach (var b in _buffers.Values) b.Dispose();
+            _buffers.Clear();
+        }
+    }
+}
