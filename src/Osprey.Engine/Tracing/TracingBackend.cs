@@ -202,5 +202,20 @@ internal sealed class TracingBackend : IBackend
 
     public void Resize(ResizeMode mode, Tensor x, Tensor y) => Produce(y, OpKind.Resize, new ResizeAttrs(mode), ResolveAll(x));
 
+    // Engines are inference graphs: backward kernels (autograd) are never traced.
+    public void UnaryBackward(UnaryOp op, Tensor x, Tensor y, Tensor gy, Tensor gx) => throw Backward("unary");
+
+    public void Conv2dBackwardData(Tensor gy, Tensor weight, Conv2dParams p, Tensor gx) => throw Backward("conv2d_backward_data");
+
+    public void Conv2dBackwardFilter(Tensor x, Tensor gy, Conv2dParams p, Tensor gw) => throw Backward("conv2d_backward_filter");
+
+    public void Pool2dBackward(PoolKind kind, Tensor x, Tensor gy, Pool2dParams p, Tensor gx) => throw Backward("pool2d");
+
+    public void ResizeBackward(ResizeMode mode, Tensor gy, Tensor gx) => throw Backward("resize");
+
+    public void ScatterAdd(Tensor gy, int axis, Tensor index, Tensor gx) => throw Backward("scatter_add");
+
+    private static GraphException Backward(string op) => new($"trace: {op} backward cannot be traced (engines are inference graphs; record gradients outside a trace)");
+
     private static GraphException Unsupported(string op) => new($"trace: {op} is not supported in engine graphs yet (post-processing runs outside the network graph)");
 }
