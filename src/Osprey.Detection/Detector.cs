@@ -34,6 +34,13 @@ public sealed record DetectorOptions
 
     /// <summary>Network precision; <see cref="Precision.Fp16"/> needs a CUDA device.</summary>
     public Precision Precision { get; init; } = Precision.Fp32;
+
+    /// <summary>
+    /// On a CUDA device, decode + NMS run on the GPU (<see cref="GpuPostProcessor"/>: one download of the final
+    /// detections per batch). False copies the head outputs to the host and uses the CPU post-processors (the
+    /// reference path; slower: the heads are large). Ignored on the CPU.
+    /// </summary>
+    public bool GpuPostProcess { get; init; } = true;
     public ResizePolicy? Resize { get; init; }
     public PostProcessOptions? PostProcess { get; init; }
 }
@@ -51,6 +58,8 @@ public sealed class Detector : IDisposable
     private readonly DetectionModel _model;
     private readonly Preprocessor _pre;
     private readonly GpuPreprocessor? _gpuPre;
+    private readonly GpuPostProcessor? _gpuPost;
+    private readonly Dictionary<(int H, int W), (Tensor Anchors, int[] Counts)> _deviceAnchors = [];
     private readonly ConcurrentBag<PostProcessorBase> _post = [];
     private readonly AnchorGenerator? _anchors;
     private readonly DefaultBoxGenerator? _defaultBoxes;
@@ -69,6 +78,8 @@ public sealed class Detector : IDisposable
         if (arch.Family == DetectorFamily.RetinaNet) _anchors = AnchorGenerator.RetinaNet();
         else _defaultBoxes = DefaultBoxGenerator.Ssd300();
         PostProcess = post;
+        if (_gpuPre is not null && options.GpuPostProcess)
+            _gpuPost = new GpuPostProcessor(arch.Family, post, arch.Family == DetectorFamily.RetinaNet ? BoxCoder.RetinaNet : BoxCoder.Ssd, options.Device);
     }
 
     public Architecture Architecture { get; }
@@ -76,6 +87,9 @@ public sealed class Detector : IDisposable
     public ResizePolicy Resize => _pre.Resize;
     public Device Device => _pre.Device;
     public Precision Precision { get; }
+
+    /// <summary>Whether decode + NMS run on the GPU (see <see cref="DetectorOptions.GpuPostProcess"/>).</summary>
+    public bool PostProcessesOnGpu => _gpuPost is not null;
 
     /// <summary>Loads a safetensors file or PyTorch checkpoint for a named architecture.</summary>
     public static Detector Load(string architecture, string weightsPath, DetectorOptions? options = null)
@@ -176,16 +190,52 @@ public sealed class Detector : IDisposable
         }
     }
 
-    /// <summary>Anchors or default boxes, decoding, NMS and rescaling to the original sizes.</summary>
+    /// <summary>
+    /// Anchors or default boxes, decoding, NMS and rescaling to the original sizes: on the GPU for a CUDA detector
+    /// (one synchronisation, when the final detections are downloaded), else on the host.
+    /// </summary>
     public IReadOnlyList<DetectedObject>[] PostProcessBatch(HeadOutputs heads, ImageBatch batch)
     {
         ArgumentNullException.ThrowIfNull(heads);
         ArgumentNullException.ThrowIfNull(batch);
-        var input = new ImageSize(batch.Images.Shape[2], batch.Images.Shape[3]);
-        float[] anchors = _anchors is not null ? _anchors.Generate(input, heads.Grids) : _defaultBoxes!.Generate(input, heads.Grids);
-        var counts = new int[heads.Grids.Length];
+        return _gpuPost is not null ? PostProcessOnGpu(heads, batch) : PostProcessOnHost(heads, batch);
+    }
+
+    private (float[] Anchors, int[] Counts) HostAnchors(ImageSize input, ImageSize[] grids)
+    {
+        float[] anchors = _anchors is not null ? _anchors.Generate(input, grids) : _defaultBoxes!.Generate(input, grids);
+        var counts = new int[grids.Length];
         for (int l = 0; l < counts.Length; l++)
-            counts[l] = heads.Grids[l].Height * heads.Grids[l].Width * (_anchors?.AnchorsPerLocation(l) ?? _defaultBoxes!.BoxesPerLocation(l));
+            counts[l] = grids[l].Height * grids[l].Width * (_anchors?.AnchorsPerLocation(l) ?? _defaultBoxes!.BoxesPerLocation(l));
+        return (anchors, counts);
+    }
+
+    private IReadOnlyList<DetectedObject>[] PostProcessOnGpu(HeadOutputs heads, ImageBatch batch)
+    {
+        var input = new ImageSize(batch.Images.Shape[2], batch.Images.Shape[3]);
+        if (!_deviceAnchors.TryGetValue((input.Height, input.Width), out var dev))
+        {
+            var (host, c) = HostAnchors(input, heads.Grids);
+            dev = (Tensor.FromSpan<float>(host, new Shape(host.Length / 4, 4), Device), c);
+            _deviceAnchors[(input.Height, input.Width)] = dev;   // grids follow from the input size, so the key is enough
+        }
+        var sizes = new ImageSize[batch.Resized.Length];
+        for (int i = 0; i < sizes.Length; i++) sizes[i] = new ImageSize(batch.Resized[i].Height, batch.Resized[i].Width);
+        IReadOnlyList<DetectedObject>[] found;
+        using (var d = _gpuPost!.Run(heads, dev.Anchors, dev.Counts, sizes)) found = GpuPostProcessor.Download(d);
+        for (int i = 0; i < found.Length; i++)
+        {
+            var list = (List<DetectedObject>)found[i];
+            var original = new ImageSize(batch.Original[i].Height, batch.Original[i].Width);
+            for (int j = 0; j < list.Count; j++) list[j] = BoxOps.Rescale(list[j], sizes[i], original);
+        }
+        return found;
+    }
+
+    private IReadOnlyList<DetectedObject>[] PostProcessOnHost(HeadOutputs heads, ImageBatch batch)
+    {
+        var input = new ImageSize(batch.Images.Shape[2], batch.Images.Shape[3]);
+        var (anchors, counts) = HostAnchors(input, heads.Grids);
         var logits = HostFloats(heads.ClassLogits);
         var regs = HostFloats(heads.BoxRegression);
         int n = batch.Images.Shape[0], a = heads.ClassLogits.Shape[1], k = heads.ClassLogits.Shape[2];
@@ -234,6 +284,9 @@ public sealed class Detector : IDisposable
 
     public void Dispose()
     {
+        foreach (var (a, _) in _deviceAnchors.Values) a.Dispose();
+        _deviceAnchors.Clear();
+        _gpuPost?.Dispose();
         _gpuPre?.Dispose();
         _model.Dispose();
     }

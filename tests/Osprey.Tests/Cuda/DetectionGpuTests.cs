@@ -101,13 +101,14 @@ public class DetectionGpuTests
         Assert.Contains("is on cpu", Assert.Throws<ArgumentException>(() => k.Run(300, [new PreprocessImage(0, 10, 10, 8, 8)], cpu, m, s)).Message, StringComparison.Ordinal);
     }
 
-    public static TheoryData<string, Precision> GoldenCases()
+    public static TheoryData<string, Precision, bool> GoldenCases()
     {
-        var d = new TheoryData<string, Precision>();
+        var d = new TheoryData<string, Precision, bool>();
         foreach (string a in new[] { "retinanet_resnet18_fpn", "retinanet_resnet34_fpn", "retinanet_resnet50_fpn", "retinanet_resnet101_fpn", "retinanet_resnet152_fpn", "ssd300_vgg16" })
         {
-            d.Add(a, Precision.Fp32);
-            d.Add(a, Precision.Fp16);
+            d.Add(a, Precision.Fp32, false);   // heads copied to the host, CPU post-processing
+            d.Add(a, Precision.Fp32, true);    // GpuPostProcessor
+            d.Add(a, Precision.Fp16, true);
         }
         return d;
     }
@@ -122,7 +123,7 @@ public class DetectionGpuTests
     /// </summary>
     [GpuTheory]
     [MemberData(nameof(GoldenCases))]
-    public void Detector_on_the_gpu_matches_torchvision(string arch, Precision precision)
+    public void Detector_on_the_gpu_matches_torchvision(string arch, Precision precision, bool gpuPost)
     {
         using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "Fixtures", "detect", "models", arch + ".json")));
         var f = doc.RootElement;
@@ -134,8 +135,9 @@ public class DetectionGpuTests
             : new ResizePolicy(ResizeKind.Torchvision, f.GetProperty("min_size").GetInt32(), f.GetProperty("max_size").GetInt32(), 32);
         bool fp32 = precision == Precision.Fp32;
         long live = Gpu.Backend.Memory.LiveBytes;
-        using (var detector = Detector.Create(arch, weights, "formula", new DetectorOptions { Resize = resize, Device = Gpu.Device, Precision = precision }))
+        using (var detector = Detector.Create(arch, weights, "formula", new DetectorOptions { Resize = resize, Device = Gpu.Device, Precision = precision, GpuPostProcess = gpuPost }))
         {
+            Assert.Equal(gpuPost, detector.PostProcessesOnGpu);
             var images = f.GetProperty("images").EnumerateArray().Select(n => ImageDecoder.Decode(Path.Combine(ImageDecoderTests.CocoDir, n.GetString()!))).ToArray();
             var (batch, heads) = detector.RunNetwork(images, keepFeatures: true);
             using (batch)
@@ -154,7 +156,7 @@ public class DetectionGpuTests
                 var want = f.GetProperty("detections").EnumerateArray().ToArray();
                 for (int i = 0; i < want.Length; i++)
                 {
-                    if (fp32) AssertExact(want[i], dets[i], $"{arch} image {i}");
+                    if (fp32) AssertExact(want[i], dets[i], $"{arch} image {i} (post-processing on the {(gpuPost ? "GPU" : "host")})");
                     else AssertMatched(want[i], dets[i], $"{arch} fp16 image {i}");
                 }
             }
