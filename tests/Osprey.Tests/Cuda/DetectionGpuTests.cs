@@ -118,8 +118,8 @@ public class DetectionGpuTests
     /// fp32: exactly the CPU test's tolerances (statistics within 2e-3 of the abs-sum, input 1e-4; detection count exact,
     /// first 25 scores 1e-4 + 1e-3 relative, labels exact, boxes 0.05 px + 1e-3 relative).
     /// fp16: input 1e-3, features and head outputs 3e-2 of the abs-sum (sampled values 3e-2 relative + 0.3 x the mean
-    /// magnitude); detections: of torchvision's first 20, at least 90% have a GPU detection of the same label with
-    /// IoU >= 0.8 and score within 0.03, and the count is within 10% + 5.
+    /// magnitude); detections: of torchvision's first 20, at least 90% have a GPU detection of the same label, score
+    /// within 0.03 and box corners within 2% of the image's longer side, and the count is within 10% + 5.
     /// </summary>
     [GpuTheory]
     [MemberData(nameof(GoldenCases))]
@@ -157,7 +157,7 @@ public class DetectionGpuTests
                 for (int i = 0; i < want.Length; i++)
                 {
                     if (fp32) AssertExact(want[i], dets[i], $"{arch} image {i} (post-processing on the {(gpuPost ? "GPU" : "host")})");
-                    else AssertMatched(want[i], dets[i], $"{arch} fp16 image {i}");
+                    else AssertMatched(want[i], dets[i], Math.Max(images[i].Width, images[i].Height), $"{arch} fp16 image {i}");
                 }
             }
         }
@@ -175,7 +175,12 @@ public class DetectionGpuTests
         Close.Assert(boxes, got.Take(boxes.Length / 4).SelectMany(d => new[] { d.X1, d.Y1, d.X2, d.Y2 }).ToArray(), 0.05, 1e-3, what + " boxes");
     }
 
-    private static void AssertMatched(JsonElement want, IReadOnlyList<DetectedObject> got, string what)
+    /// <summary>
+    /// fp16 detections against torchvision's: matched by label, score (within 0.03) and box corners (each within 2% of
+    /// the image's longer side) rather than IoU, since clipping leaves many zero-height boxes at the image border
+    /// (IoU 0 with anything) among these formula-weight detections.
+    /// </summary>
+    private static void AssertMatched(JsonElement want, IReadOnlyList<DetectedObject> got, int longerSide, string what)
     {
         int count = want.GetProperty("count").GetInt32();
         Assert.True(Math.Abs(got.Count - count) <= count / 10 + 5, $"{what}: {got.Count} detections, torchvision {count}");
@@ -183,18 +188,15 @@ public class DetectionGpuTests
         var labels = want.GetProperty("labels").Ints();
         var boxes = want.GetProperty("boxes").Floats();
         int n = Math.Min(20, scores.Length), matched = 0;
+        double px = 0.02 * longerSide;
         for (int i = 0; i < n; i++)
         {
             var w = new DetectedObject(boxes[i * 4], boxes[i * 4 + 1], boxes[i * 4 + 2], boxes[i * 4 + 3], scores[i], labels[i]);
-            if (got.Any(g => g.Label == w.Label && Math.Abs(g.Score - w.Score) <= 0.03 && Iou(g, w) >= 0.8)) matched++;
+            if (got.Any(g => g.Label == w.Label && Math.Abs(g.Score - w.Score) <= 0.03 && Corners(g, w) <= px)) matched++;
         }
         Assert.True(matched >= Math.Ceiling(0.9 * n), $"{what}: {matched} of torchvision's first {n} detections matched");
     }
 
-    private static double Iou(DetectedObject a, DetectedObject b)
-    {
-        double iw = Math.Max(0, Math.Min(a.X2, b.X2) - Math.Max(a.X1, b.X1)), ih = Math.Max(0, Math.Min(a.Y2, b.Y2) - Math.Max(a.Y1, b.Y1));
-        double inter = iw * ih, union = (a.X2 - a.X1) * (a.Y2 - a.Y1) + (b.X2 - b.X1) * (b.Y2 - b.Y1) - inter;
-        return union > 0 ? inter / union : 0;
-    }
+    private static double Corners(DetectedObject a, DetectedObject b) =>
+        Math.Max(Math.Max(Math.Abs(a.X1 - b.X1), Math.Abs(a.Y1 - b.Y1)), Math.Max(Math.Abs(a.X2 - b.X2), Math.Abs(a.Y2 - b.Y2)));
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""torchvision side of `Osprey.Bench gpu-detect` (issue 4 item 7), run in the same call by bench/gpu/run-detect.sh.
+"""torchvision side of `Osprey.Bench gpu-infer` (issue 4 item 7), run in the same call by bench/gpu/run-infer.sh.
 
 Writes the shared inputs first: formula weights (tools/formula.py, copied beside this script by scripts/pack-gpu.sh)
 as a torchvision state_dict .pth that Osprey loads, and formula images as raw uint8 [N, H, W, 3]. Then times

@@ -12,15 +12,15 @@ using Osprey.Vision.Transforms;
 namespace Osprey.Bench;
 
 /// <summary>
-/// `gpu-detect`: end-to-end detection throughput on the GPU (issue 4 item 7), from a decoded uint8 batch already on
+/// `gpu-infer`: end-to-end detection throughput on the GPU (issue 4 item 7), from a decoded uint8 batch already on
 /// the device to final detections on the host (fused pre-processing, network, decode + NMS), fp16 channels-last by
-/// default. Weights and images come from bench/gpu/detect_bench.py (formula weights as .pth, formula images as raw
+/// default. Weights and images come from bench/gpu/infer_bench.py (formula weights as .pth, formula images as raw
 /// uint8 HWC), which times torchvision on the same inputs in the same run; with --torch its JSON is printed alongside.
 /// Each sample is one batch, ended by the host having the detections (one synchronisation); median of --runs.
 /// A per-stage split (pre-processing, network, post-processing incl. the head download) is timed separately with a
 /// synchronisation after each stage.
 /// </summary>
-public static class GpuDetectBench
+public static class GpuInferBench
 {
     public static int Run(string[] args)
     {
@@ -44,11 +44,11 @@ public static class GpuDetectBench
                 case "--precision": precision = v; break;
                 case "--torch": torchFile = v; break;
                 case "--json": json = v; break;
-                default: Console.Error.WriteLine($"gpu-detect: unknown option {args[i]}"); return 2;
+                default: Console.Error.WriteLine($"gpu-infer: unknown option {args[i]}"); return 2;
             }
         }
         CudaBackend.Register();
-        if (!CudaBackend.IsAvailable(out string why)) { Console.Error.WriteLine($"gpu-detect: no CUDA GPU ({why})"); return 2; }
+        if (!CudaBackend.IsAvailable(out string why)) { Console.Error.WriteLine($"gpu-infer: no CUDA GPU ({why})"); return 2; }
         var be = (CudaBackend)BackendRegistry.Get(Device.Cuda(0));
         var a = Architectures.Get(arch);
         var resize = a.Resize.Kind == ResizeKind.Fixed ? a.Resize : a.Resize with { MinSize = minSize, MaxSize = maxSize };
@@ -59,7 +59,7 @@ public static class GpuDetectBench
         };
         byte[] raw = File.ReadAllBytes(images);
         long per = (long)height * width * 3;
-        if (raw.LongLength != per * batch) { Console.Error.WriteLine($"gpu-detect: {images} has {raw.LongLength} bytes, expected {batch} x {height} x {width} x 3"); return 2; }
+        if (raw.LongLength != per * batch) { Console.Error.WriteLine($"gpu-infer: {images} has {raw.LongLength} bytes, expected {batch} x {height} x {width} x 3"); return 2; }
         var imgs = new RgbImage[batch];
         for (int i = 0; i < batch; i++)
         {
@@ -75,7 +75,7 @@ public static class GpuDetectBench
         }
         catch (Exception e) when (e is Osprey.Core.OspreyException or ArgumentException or InvalidOperationException)
         {
-            Console.WriteLine($"gpu-detect: GPU post-processing failed ({e.GetType().Name}: {e.Message}); this run uses host post-processing instead");
+            Console.WriteLine($"gpu-infer: GPU post-processing failed ({e.GetType().Name}: {e.Message}); this run uses host post-processing instead");
             detector.Dispose();
             post = "host";
             detector = Detector.Load(arch, weights, options with { GpuPostProcess = false });
@@ -137,7 +137,7 @@ public static class GpuDetectBench
         string T(string key, string fmt) => t is not null && t.TryGetValue(key, out var v) && v.ValueKind == JsonValueKind.Number ? v.GetDouble().ToString(fmt, CultureInfo.InvariantCulture) : "-";
         double ms = (double)o["ms"];
         Console.WriteLine();
-        Console.WriteLine($"### gpu-detect: {o["arch"]}, batch {o["batch"]}, {o["input"]} uint8 images on the GPU -> detections on the host, {o["precision"]} channels_last, Osprey post-processing on the {o["post_on"]} ({o["device"]})");
+        Console.WriteLine($"### gpu-infer: {o["arch"]}, batch {o["batch"]}, {o["input"]} uint8 images on the GPU -> detections on the host, {o["precision"]} channels_last, Osprey post-processing on the {o["post_on"]} ({o["device"]})");
         Console.WriteLine();
         Console.WriteLine("| | Osprey | torchvision | speed-up |");
         Console.WriteLine("|---|---:|---:|---:|");
