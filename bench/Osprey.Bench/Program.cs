@@ -10,18 +10,21 @@ using Osprey.Bench;
 //       without a CUDA graph; FILE is bench/gpu/core_bench.py's output (PyTorch's numbers for the same ops).
 //   gpu-libs [--convs FILE] [--gemm N] [--tf32] [--out FILE]: cuBLASLt GEMM and cuDNN ResNet-50 convolutions
 //       (bench/gpu/run-libs.sh runs it and bench/gpu/torch_libs.py on the GPU host and prints the comparison).
+//   gpu-detect [--dir DIR] [--reps N]: GPU post-processing (decode + top-k + NMS) of a 64-image SSD300 batch and a
+//       16-image RetinaNet 800x800 batch; writes the SSD inputs to DIR for bench/gpu/detect_bench.py (torchvision).
 return args.FirstOrDefault() switch
 {
     "cpu" => Cpu(args),
     "coco-eval" => CocoEvalBench.Run(args[1..]),
     "gpu-core" => GpuCoreBench.Run(args[1..]),
     "gpu-libs" => GpuLibsBench.Run(args[1..]),
+    "gpu-detect" => GpuDetectBench.Run(args[1..]),
     _ => Usage(),
 };
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: Osprey.Bench <mode> [options]; modes: cpu, coco-eval, gpu-core, gpu-libs");
+    Console.Error.WriteLine("usage: Osprey.Bench <mode> [options]; modes: cpu, coco-eval, gpu-core, gpu-libs, gpu-detect");
     return 2;
 }
 
