@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs on the GPU host, from a pack built by scripts/pack-gpu.sh (no .NET needed there):
-#   bash PACK/run-gpu.sh [steps...]   steps: info doctor tests bench-core bench-libs bench-infer (default: all, in that order)
+#   bash PACK/run-gpu.sh [steps...]   steps: info doctor tests bench-core bench-libs bench-detect bench-infer (default: all but bench-detect and bench-infer, in that order)
 # Unpacks the runtime and the apps, then runs each step with its output under $OUT (default ./gpu-results),
 # eight files at most: info.txt, doctor.txt, tests.txt + tests.xml + tests.html (xunit), bench.md (the
 # benchmark tables: gpu-core, then gpu-libs), bench-raw.tar.gz (raw JSON and logs of both sides), summary.txt.
@@ -22,7 +22,7 @@ RAW="$WORK/raw"
 rm -rf "$RAW" && mkdir -p "$RAW"
 export PYTHONUNBUFFERED=1
 STEPS=("$@")
-[ ${#STEPS[@]} -eq 0 ] && STEPS=(info doctor tests bench-core bench-libs bench-infer)
+[ ${#STEPS[@]} -eq 0 ] && STEPS=(info doctor tests bench-core bench-libs)
 SUMMARY=()
 FAILED=0
 
@@ -53,9 +53,14 @@ for step in "${STEPS[@]}"; do
         timeout 200 '$PY' torch_libs.py --convs resnet50_convs.json --out '$RAW/torch-libs.jsonl' > '$RAW/torch-libs.log' 2>&1; c=\$?; \
         echo; '$PY' compare.py '$RAW/osprey-libs.jsonl' '$RAW/torch-libs.jsonl' | tee -a '$OUT/bench.md'; \
         echo \"gpu-libs exit \$a, gpu-libs --tf32 exit \$b, torch_libs.py exit \$c\"; [ \$a -eq 0 ] && [ \$b -eq 0 ] && [ \$c -eq 0 ]" ;;
+    # GPU post-processing (gpu-post): Osprey's gpu-detect writes the inputs, detect_bench.py times torchvision on them
+    bench-detect) run_step bench-detect bash -c "mkdir -p '$RAW/detect' && \
+        '$DOTNET_ROOT/dotnet' '$WORK/app/bench/Osprey.Bench.dll' gpu-detect --dir '$RAW/detect' > '$RAW/osprey-detect.log' 2>&1; a=\$?; \
+        '$PY' '$PACK/bench/gpu/detect_bench.py' '$RAW/detect' 2>&1 | tee -a '$OUT/bench.md'; b=\${PIPESTATUS[0]}; \
+        cat '$RAW/osprey-detect.log'; exit \$((a | b))" ;;
     # end-to-end detection (issue 4 item 7): torchvision and Osprey on the same weights and images, same call
     bench-infer) run_step bench-infer bash -c "bash '$PACK/bench/gpu/run-infer.sh' '$WORK/app/bench/Osprey.Bench.dll' '$RAW' '$PY' 2>&1 | tee -a '$OUT/bench.md'; exit \${PIPESTATUS[0]}" ;;
-    *) echo "unknown step '$step' (info, doctor, tests, bench-core, bench-libs, bench-infer)" >&2; FAILED=1 ;;
+    *) echo "unknown step '$step' (info, doctor, tests, bench-core, bench-libs, bench-detect, bench-infer)" >&2; FAILED=1 ;;
   esac
 done
 

@@ -10,6 +10,8 @@ using Osprey.Bench;
 //       without a CUDA graph; FILE is bench/gpu/core_bench.py's output (PyTorch's numbers for the same ops).
 //   gpu-libs [--convs FILE] [--gemm N] [--tf32] [--out FILE]: cuBLASLt GEMM and cuDNN ResNet-50 convolutions
 //       (bench/gpu/run-libs.sh runs it and bench/gpu/torch_libs.py on the GPU host and prints the comparison).
+//   gpu-detect [--dir DIR] [--reps N]: GPU post-processing (decode + top-k + NMS) of a 64-image SSD300 batch and a
+//       16-image RetinaNet 800x800 batch; writes the SSD inputs to DIR for bench/gpu/detect_bench.py (torchvision).
 //   gpu-infer --arch A --weights W.pth --images RAW.u8 [--batch N] [--height H] [--width W] [--runs N] [--torch FILE]:
 //       end-to-end detection images/s from a decoded batch on the GPU (bench/gpu/run-infer.sh runs it with
 //       bench/gpu/infer_bench.py, the torchvision side, in the same call).
@@ -19,13 +21,14 @@ return args.FirstOrDefault() switch
     "coco-eval" => CocoEvalBench.Run(args[1..]),
     "gpu-core" => GpuCoreBench.Run(args[1..]),
     "gpu-libs" => GpuLibsBench.Run(args[1..]),
+    "gpu-detect" => GpuDetectBench.Run(args[1..]),
     "gpu-infer" => GpuInferBench.Run(args[1..]),
     _ => Usage(),
 };
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: Osprey.Bench <mode> [options]; modes: cpu, coco-eval, gpu-core, gpu-libs, gpu-infer");
+    Console.Error.WriteLine("usage: Osprey.Bench <mode> [options]; modes: cpu, coco-eval, gpu-core, gpu-libs, gpu-detect, gpu-infer");
     return 2;
 }
 

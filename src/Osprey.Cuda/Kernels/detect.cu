@@ -41,6 +41,9 @@ __device__ __forceinline__ float key_score(u64 k)
     unsigned s = ~(unsigned)(k >> 32);
     return __uint_as_float((s & 0x80000000u) ? (s & 0x7fffffffu) : ~s);
 }
+// exp rounded once from double: correctly rounded almost always, as glibc's expf (MathF.Exp on Linux), where CUDA's
+// expf may be 2 ulp off; the extra cost is small on a GPU with full-rate FP64.
+__device__ __forceinline__ float exp_f(float x) { return (float)exp((double)x); }
 __device__ __forceinline__ u64 low_mask(int resolved) { return resolved >= 64 ? 0ull : (~0ull >> resolved); }
 // .NET's MathF.Min/Max propagate NaN; CUDA's fminf/fmaxf drop it.
 __device__ __forceinline__ float min_nan(float a, float b) { return (a != a || b != b) ? qnan() : fminf(a, b); }
@@ -56,7 +59,7 @@ __device__ __forceinline__ float4 decode_clip(float c0, float c1, float c2, floa
     float dx = c0 / cd.wx, dy = c1 / cd.wy;
     float dw = min_nan(c2 / cd.ww, cd.clip), dh = min_nan(c3 / cd.wh, cd.clip);
     float pcx = dx * w + cx, pcy = dy * h + cy;
-    float hw = 0.5f * (expf(dw) * w), hh = 0.5f * (expf(dh) * h);
+    float hw = 0.5f * (exp_f(dw) * w), hh = 0.5f * (exp_f(dh) * h);
     return make_float4(clamp_img(pcx - hw, W), clamp_img(pcy - hh, H), clamp_img(pcx + hw, W), clamp_img(pcy + hh, H));
 }
 
@@ -191,9 +194,9 @@ __device__ void ssd_softmax(const T* __restrict__ x, float* __restrict__ probsT,
         float mx = -__int_as_float(0x7f800000);
         for (int c = 0; c < C; c++) { float v = row[c]; mx = (v != v || v > mx) ? v : mx; }
         float sum = 0.0f;
-        for (int c = 0; c < C; c++) sum += expf(row[c] - mx);
+        for (int c = 0; c < C; c++) sum += exp_f(row[c] - mx);
         float inv = 1.0f / sum;
-        for (int c = 1; c < C; c++) probsT[((i64)n * (C - 1) + (c - 1)) * A + a0 + r] = expf(row[c] - mx) * inv;
+        for (int c = 1; c < C; c++) probsT[((i64)n * (C - 1) + (c - 1)) * A + a0 + r] = exp_f(row[c] - mx) * inv;
     }
 }
 extern "C" __global__ void ssd_softmax_f32(const float* x, float* p, int A, int C, int apb) { ssd_softmax<float>(x, p, A, C, apb); }
@@ -255,7 +258,7 @@ struct SigmoidSrc
     unsigned idx0;
     __device__ __forceinline__ bool get(int i, u64& key) const
     {
-        float s = 1.0f / (1.0f + expf(-Num<T>::to(x[i])));
+        float s = 1.0f / (1.0f + exp_f(-Num<T>::to(x[i])));
         if (!(s > thr)) return false;
         key = desc_key(s, idx0 + (unsigned)i);
         return true;
