@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Runs on the GPU host, from a pack built by scripts/pack-gpu.sh (no .NET needed there):
-#   bash PACK/run-gpu.sh [steps...]   steps: info doctor tests bench-core bench-libs (default: all, in that order)
+#   bash PACK/run-gpu.sh [steps...]   steps: info doctor tests bench-core bench-libs bench-detect bench-infer (default: all but bench-detect and bench-infer, in that order)
 # Unpacks the runtime and the apps, then runs each step with its output under $OUT (default ./gpu-results),
 # eight files at most: info.txt, doctor.txt, tests.txt + tests.xml + tests.html (xunit), bench.md (the
 # benchmark tables: gpu-core, then gpu-libs), bench-raw.tar.gz (raw JSON and logs of both sides), summary.txt.
-# Prints a summary table last. Exit status: non-zero if any step failed.
+# Prints a summary table last. Exit status: non-zero if any step failed. OSPREY_XUNIT_ARGS adds xunit filters to the
+# tests step (e.g. "-class Osprey.Tests.Cuda.DetectionGpuTests").
 set -uo pipefail
 PACK=$(cd "$(dirname "$0")" && pwd)
 OUT=${OUT:-$PWD/gpu-results}
@@ -41,7 +42,7 @@ for step in "${STEPS[@]}"; do
     info) run_step info bash -c "'$WORK/app/osprey/osprey' info 2>&1 | tee '$OUT/info.txt'; exit \${PIPESTATUS[0]}" ;;
     doctor) run_step doctor bash -c "'$WORK/app/osprey/osprey' doctor 2>&1 | tee '$OUT/doctor.txt'; exit \${PIPESTATUS[0]}" ;;
     tests) run_step tests bash -c "cd '$WORK/app/tests' && '$DOTNET_ROOT/dotnet' xunit.console.dll Osprey.Tests.dll \
-        -xml '$OUT/tests.xml' -html '$OUT/tests.html' -parallel none -noshadow > '$OUT/tests.txt' 2>&1; rc=\$?; \
+        -xml '$OUT/tests.xml' -html '$OUT/tests.html' -parallel none -noshadow ${OSPREY_XUNIT_ARGS:-} > '$OUT/tests.txt' 2>&1; rc=\$?; \
         grep -E '\\[FAIL\\]|Total:' '$OUT/tests.txt' | head -60; exit \$rc" ;;
     bench-core) run_step bench-core bash -c "'$PY' '$PACK/bench/gpu/core_bench.py' > '$RAW/torch-core.json' || echo 'torch side failed' >&2; \
         '$DOTNET_ROOT/dotnet' '$WORK/app/bench/Osprey.Bench.dll' gpu-core --torch '$RAW/torch-core.json' 2>&1 | tee -a '$OUT/bench.md'; exit \${PIPESTATUS[0]}" ;;
@@ -52,7 +53,14 @@ for step in "${STEPS[@]}"; do
         timeout 200 '$PY' torch_libs.py --convs resnet50_convs.json --out '$RAW/torch-libs.jsonl' > '$RAW/torch-libs.log' 2>&1; c=\$?; \
         echo; '$PY' compare.py '$RAW/osprey-libs.jsonl' '$RAW/torch-libs.jsonl' | tee -a '$OUT/bench.md'; \
         echo \"gpu-libs exit \$a, gpu-libs --tf32 exit \$b, torch_libs.py exit \$c\"; [ \$a -eq 0 ] && [ \$b -eq 0 ] && [ \$c -eq 0 ]" ;;
-    *) echo "unknown step '$step' (info, doctor, tests, bench-core, bench-libs)" >&2; FAILED=1 ;;
+    # GPU post-processing (gpu-post): Osprey's gpu-detect writes the inputs, detect_bench.py times torchvision on them
+    bench-detect) run_step bench-detect bash -c "mkdir -p '$RAW/detect' && \
+        '$DOTNET_ROOT/dotnet' '$WORK/app/bench/Osprey.Bench.dll' gpu-detect --dir '$RAW/detect' > '$RAW/osprey-detect.log' 2>&1; a=\$?; \
+        '$PY' '$PACK/bench/gpu/detect_bench.py' '$RAW/detect' 2>&1 | tee -a '$OUT/bench.md'; b=\${PIPESTATUS[0]}; \
+        cat '$RAW/osprey-detect.log'; exit \$((a | b))" ;;
+    # end-to-end detection (issue 4 item 7): torchvision and Osprey on the same weights and images, same call
+    bench-infer) run_step bench-infer bash -c "bash '$PACK/bench/gpu/run-infer.sh' '$WORK/app/bench/Osprey.Bench.dll' '$RAW' '$PY' 2>&1 | tee -a '$OUT/bench.md'; exit \${PIPESTATUS[0]}" ;;
+    *) echo "unknown step '$step' (info, doctor, tests, bench-core, bench-libs, bench-detect, bench-infer)" >&2; FAILED=1 ;;
   esac
 done
 

@@ -14,6 +14,11 @@ using Osprey.Bench;
 //       CPU backend, beside PyTorch (bench/cpu/torch_autograd.py) in the same invocation.
 //   train-loss [--runs N] [--no-torch]: RetinaNet and SSD300 loss + gradients on the CPU (matching included), next to
 //       torchvision's compute_loss + backward (bench/train/torch_loss.py), same shapes, same run.
+//   gpu-detect [--dir DIR] [--reps N]: GPU post-processing (decode + top-k + NMS) of a 64-image SSD300 batch and a
+//       16-image RetinaNet 800x800 batch; writes the SSD inputs to DIR for bench/gpu/detect_bench.py (torchvision).
+//   gpu-infer --arch A --weights W.pth --images RAW.u8 [--batch N] [--height H] [--width W] [--runs N] [--torch FILE]:
+//       end-to-end detection images/s from a decoded batch on the GPU (bench/gpu/run-infer.sh runs it with
+//       bench/gpu/infer_bench.py, the torchvision side, in the same call).
 return args.FirstOrDefault() switch
 {
     "cpu" => Cpu(args),
@@ -22,12 +27,14 @@ return args.FirstOrDefault() switch
     "gpu-libs" => GpuLibsBench.Run(args[1..]),
     "autograd" => AutogradBench.Run(args[1..]),
     "train-loss" => TrainLossBench.Run(args[1..]),
+    "gpu-detect" => GpuDetectBench.Run(args[1..]),
+    "gpu-infer" => GpuInferBench.Run(args[1..]),
     _ => Usage(),
 };
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: Osprey.Bench <mode> [options]; modes: cpu, coco-eval, gpu-core, gpu-libs, autograd, train-loss");
+    Console.Error.WriteLine("usage: Osprey.Bench <mode> [options]; modes: cpu, coco-eval, gpu-core, gpu-libs, gpu-detect, gpu-infer, autograd, train-loss");
     return 2;
 }
 

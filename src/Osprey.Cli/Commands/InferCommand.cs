@@ -56,12 +56,17 @@ public sealed record InferSettings(
         }
         catch (FormatException e)
         {
-            throw new ArgumentException(e.Message, e);
+            throw new ArgumentException($"--device {Device}: {e.Message}", e);
         }
-        if (device.Type != DeviceType.Cpu)
-            throw new ArgumentException($"--device {Device}: GPU inference is not yet available in this build; use --device cpu");
-        if (Precision is not ("fp32" or "fp16")) throw new ArgumentException($"--precision {Precision}: expected fp32 or fp16");
-        if (Precision == "fp16") throw new ArgumentException("--precision fp16 needs a GPU device, which is not yet available; use fp32 on the CPU");
+        if (device.Type is not (DeviceType.Cpu or DeviceType.Cuda)) throw new ArgumentException($"--device {Device}: expected cpu, cuda or cuda:N");
+        var precision = Precision switch
+        {
+            "fp32" => Detection.Precision.Fp32,
+            "fp16" => Detection.Precision.Fp16,
+            _ => throw new ArgumentException($"--precision {Precision}: expected fp32 or fp16"),
+        };
+        if (precision == Detection.Precision.Fp16 && device.Type == DeviceType.Cpu)
+            throw new ArgumentException("--precision fp16 needs a GPU (--device cuda or cuda:N); the CPU runs fp32");
         if (Batch < 1) throw new ArgumentException($"--batch {Batch} must be at least 1");
         var policy = arch.Resize;
         if (Resize is int r)
@@ -77,6 +82,6 @@ public sealed record InferSettings(
         if (NmsThreshold is double n) post = post with { NmsThreshold = n };
         if (MaxDetections is int d) post = post with { DetectionsPerImage = d };
         post.Validate();
-        return new DetectorOptions { Device = device, Resize = policy, PostProcess = post };
+        return new DetectorOptions { Device = device, Precision = precision, Resize = policy, PostProcess = post };
     }
 }

@@ -65,10 +65,13 @@ public sealed unsafe class KernelCache : IDisposable
 
     private string[] Options => [$"--gpu-architecture={_arch}", "--std=c++17", "-default-device", "-lineinfo"];
 
+    /// <summary>Modules named detect* reproduce CPU float32 results, so a*b+c must not be contracted into an FMA.</summary>
+    private string[] OptionsFor(string name) => name.StartsWith("detect", StringComparison.Ordinal) ? [.. Options, "--fmad=false"] : Options;
+
     private byte[] Cubin(string name, string source)
     {
         var (major, minor) = Nvrtc.Version();
-        string key = Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(source + "\0" + string.Join(' ', Options))))[..20].ToLowerInvariant();
+        string key = Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(source + "\0" + string.Join(' ', OptionsFor(name)))))[..20].ToLowerInvariant();
         string dir = Path.Combine(OspreyEnvironment.CacheDirectory, "kernels");
         string file = Path.Combine(dir, $"{name}-{_arch}-nvrtc{major}.{minor}-{key}.cubin");
         bool useCache = OspreyEnvironment.KernelCacheEnabled;
@@ -101,7 +104,7 @@ public sealed unsafe class KernelCache : IDisposable
         Nvrtc.Check(Nvrtc.nvrtcCreateProgram(out nint prog, source, name + ".cu", 0, 0, 0));
         try
         {
-            string[] options = Options;
+            string[] options = OptionsFor(name);
             var handles = new nint[options.Length];
             try
             {

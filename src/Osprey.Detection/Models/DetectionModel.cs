@@ -47,21 +47,31 @@ public abstract class DetectionModel : IDisposable
 
     public Device Device { get; private set; } = Device.Cpu;
 
-    /// <summary>Checks the weights against <see cref="Parameters"/> (one error listing every problem) and loads them onto a device.</summary>
-    public void Load(StateDict weights, string source, Device device, MemoryFormat format = MemoryFormat.Contiguous)
+    /// <summary>
+    /// Checks the weights against <see cref="Parameters"/> (one error listing every problem) and loads them onto a
+    /// device, cast once to <paramref name="dtype"/> (float32, or float16 on a CUDA device; parts that need float32
+    /// keep it, see each model).
+    /// </summary>
+    public void Load(StateDict weights, string source, Device device, MemoryFormat format = MemoryFormat.Contiguous, DType dtype = DType.Float32)
     {
+        if (dtype is not (DType.Float32 or DType.Float16)) throw new ArgumentException($"{Architecture}: precision {dtype} is not supported (float32 or float16)");
+        if (dtype == DType.Float16 && device.Type == DeviceType.Cpu) throw new ArgumentException($"{Architecture}: float16 needs a CUDA device (the CPU backend runs float32)");
         Parameters.Check(weights, source);
-        LoadChecked(weights, device, format);
+        LoadChecked(weights, device, format, dtype);
         Device = device;
         Format = format;
+        DType = dtype;
     }
+
+    /// <summary>The precision of the weights and activations (inputs must be of it; head outputs come in it).</summary>
+    public DType DType { get; private set; } = DType.Float32;
 
     /// <summary>The activation layout the weights were prepared for (inputs are converted to it).</summary>
     public MemoryFormat Format { get; private set; } = MemoryFormat.Contiguous;
 
-    protected abstract void LoadChecked(StateDict weights, Device device, MemoryFormat format);
+    protected abstract void LoadChecked(StateDict weights, Device device, MemoryFormat format, DType dtype);
 
-    /// <summary>Runs the network on a normalised, padded batch [N, 3, H, W] (float32, on <see cref="Device"/>).</summary>
+    /// <summary>Runs the network on a normalised, padded batch [N, 3, H, W] (of <see cref="DType"/>, on <see cref="Device"/>).</summary>
     public abstract HeadOutputs Forward(Tensor images, bool keepFeatures = false);
 
     public abstract void Dispose();

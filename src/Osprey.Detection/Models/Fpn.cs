@@ -29,9 +29,9 @@ public sealed class Fpn : IDisposable
         _p7 = new Conv(table, $"{prefix}.extra_blocks.p7", channels, channels, 3, 2, 1);
     }
 
-    public void Load(StateDict weights, Device device, MemoryFormat format)
+    public void Load(StateDict weights, Device device, MemoryFormat format, DType dtype)
     {
-        foreach (var c in _inner.Concat(_layer).Append(_p6).Append(_p7)) c.Load(weights, device, format);
+        foreach (var c in _inner.Concat(_layer).Append(_p6).Append(_p7)) c.Load(weights, device, format, dtype);
     }
 
     /// <summary>P3..P7 from C3..C5.</summary>

@@ -93,8 +93,11 @@ public sealed class Conv : IDisposable
     public Conv2dParams Geometry { get; }
     public UnaryOp Activation { get; }
 
-    /// <summary>Takes the weights (float32, batch norm folded) from a checked state dict onto a device, laid out for inputs in <paramref name="format"/>.</summary>
-    public void Load(StateDict weights, Device device, MemoryFormat format = MemoryFormat.Contiguous)
+    /// <summary>
+    /// Takes the weights from a checked state dict onto a device, laid out for inputs in <paramref name="format"/>:
+    /// batch norm folded in float32, then cast once to <paramref name="dtype"/> (float32 or float16; the bias too).
+    /// </summary>
+    public void Load(StateDict weights, Device device, MemoryFormat format = MemoryFormat.Contiguous, DType dtype = DType.Float32)
     {
         ArgumentNullException.ThrowIfNull(weights);
         var w = Floats(weights[$"{_name}.weight"]);
@@ -116,8 +119,8 @@ public sealed class Conv : IDisposable
         }
         Dispose();
         var shape = weights[$"{_name}.weight"].Shape;
-        using (var dense = Upload(w, shape, device)) _w = Op.Contiguous(dense, format);
-        _b = Upload(b, new Shape(OutChannels), device);
+        using (var dense = Upload(w, shape, device, dtype)) _w = Op.Contiguous(dense, format);
+        _b = Upload(b, new Shape(OutChannels), device, dtype);
     }
 
     private static float[] Floats(Tensor t)
@@ -127,10 +130,12 @@ public sealed class Conv : IDisposable
         return c.ToArray<float>();
     }
 
-    private static Tensor Upload(float[] data, Shape shape, Device device)
+    private static Tensor Upload(float[] data, Shape shape, Device device, DType dtype)
     {
         using var host = Tensor.FromSpan<float>(data, shape);
-        return Op.To(host, device);
+        if (dtype == DType.Float32) return Op.To(host, device);
+        using var onDevice = Op.To(host, device);
+        return Op.Cast(onDevice, dtype);
     }
 
     /// <summary>act(conv(x) + bias + residual), the activation being this layer's unless overridden.</summary>

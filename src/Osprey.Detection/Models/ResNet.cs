@@ -49,10 +49,10 @@ public sealed class ResNet : IDisposable
     /// <summary>Channels of C3, C4, C5.</summary>
     public int[] StageChannels { get; }
 
-    public void Load(StateDict weights, Device device, MemoryFormat format)
+    public void Load(StateDict weights, Device device, MemoryFormat format, DType dtype)
     {
-        _stem.Load(weights, device, format);
-        foreach (var b in _blocks) b.Load(weights, device, format);
+        _stem.Load(weights, device, format, dtype);
+        foreach (var b in _blocks) b.Load(weights, device, format, dtype);
     }
 
     /// <summary>C3, C4, C5 of a normalised [N, 3, H, W] batch.</summary>
@@ -107,10 +107,10 @@ public sealed class ResNet : IDisposable
                 _down = new Conv(t, $"{p}.downsample.0", inplanes, _convs[^1].OutChannels, 1, stride, bias: false, batchNorm: $"{p}.downsample.1");
         }
 
-        public void Load(StateDict w, Device d, MemoryFormat f)
+        public void Load(StateDict w, Device d, MemoryFormat f, DType t)
         {
-            foreach (var c in _convs) c.Load(w, d, f);
-            _down?.Load(w, d, f);
+            foreach (var c in _convs) c.Load(w, d, f, t);
+            _down?.Load(w, d, f, t);
         }
 
         /// <summary>relu(convs(x) + identity), the add and relu fused into the last convolution.</summary>

@@ -32,11 +32,11 @@ public sealed class RetinaNet : DetectionModel
         _bboxReg = new Conv(Parameters, "head.regression_head.bbox_reg", 256, AnchorsPerLocation * 4, 3, 1, 1);
     }
 
-    protected override void LoadChecked(StateDict weights, Device device, MemoryFormat format)
+    protected override void LoadChecked(StateDict weights, Device device, MemoryFormat format, DType dtype)
     {
-        _body.Load(weights, device, format);
-        _fpn.Load(weights, device, format);
-        foreach (var c in _clsTower.Append(_clsLogits).Concat(_regTower).Append(_bboxReg)) c.Load(weights, device, format);
+        _body.Load(weights, device, format, dtype);
+        _fpn.Load(weights, device, format, dtype);
+        foreach (var c in _clsTower.Append(_clsLogits).Concat(_regTower).Append(_bboxReg)) c.Load(weights, device, format, dtype);
     }
 
     public override HeadOutputs Forward(Tensor images, bool keepFeatures = false)

@@ -56,9 +56,9 @@ public sealed class Ssd300Vgg16 : DetectionModel
 
     private IEnumerable<Conv> AllConvs => _features.Concat(_extra0).Concat(_extras.SelectMany(e => e)).Concat(_cls).Concat(_reg);
 
-    protected override void LoadChecked(StateDict weights, Device device, MemoryFormat format)
+    protected override void LoadChecked(StateDict weights, Device device, MemoryFormat format, DType dtype)
     {
-        foreach (var c in AllConvs) c.Load(weights, device, format);
+        foreach (var c in AllConvs) c.Load(weights, device, format, dtype);
         _scale?.Dispose();
         using var s = Op.Cast(weights["backbone.scale_weight"], DType.Float32);
         using var s4 = s.Reshape(1, 512, 1, 1);
@@ -105,15 +105,21 @@ public sealed class Ssd300Vgg16 : DetectionModel
         return new HeadOutputs(cls, reg, grids, keepFeatures ? sources : null);
     }
 
-    /// <summary>scale_weight * F.normalize(x, dim=1): x / max(||x||_2 over channels, 1e-12).</summary>
+    /// <summary>
+    /// scale_weight * F.normalize(x, dim=1): x / max(||x||_2 over channels, 1e-12). Always in float32 (the scale stays
+    /// float32 too): in float16 the sum of 512 squares overflows; the result is cast back to the network's precision.
+    /// </summary>
     private Tensor L2Normalize(Tensor x)
     {
         using var scope = new TensorScope();
-        var sq = Op.Mul(x, x);
+        var x32 = x.DType == DType.Float32 ? x : Op.Cast(x, DType.Float32);
+        var sq = Op.Mul(x32, x32);
         var norm = Op.Sqrt(Op.Sum(sq, [1], keepDims: true));
         var clamped = Op.Binary(BinaryOp.Max, norm, 1e-12);
-        var n = Op.Div(x, clamped);
-        return scope.Keep(Op.Mul(_scale!, n));
+        var n = Op.Div(x32, clamped);
+        var y = Op.Mul(_scale!, n);
+        if (x.DType != DType.Float32) y = Op.Cast(y, x.DType);
+        return scope.Keep(Op.Contiguous(y, Format));
     }
 
     public override void Dispose()

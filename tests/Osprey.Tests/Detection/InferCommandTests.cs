@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Osprey.Core.IO;
+using Osprey.Core.Tensors;
 using Osprey.Detection.Models;
 using Osprey.Tests.Support;
 using Osprey.Tests.Vision;
@@ -73,8 +74,10 @@ public sealed class InferCommandTests : IDisposable
     }
 
     [Theory]
-    [InlineData("--device", "cuda")]
+    [InlineData("--device", "cuda:99")]
+    [InlineData("--device", "tpu")]
     [InlineData("--precision", "fp16")]
+    [InlineData("--precision", "int8")]
     [InlineData("--arch", "ssd300_resnet50")]
     [InlineData("--batch", "0")]
     [InlineData("--score-threshold", "2")]
@@ -98,8 +101,12 @@ public sealed class InferCommandTests : IDisposable
         var o = ok.ToDetectorOptions(arch);
         Assert.Equal(Osprey.Detection.Boxes.PostProcessOptions.RetinaNetTorchvision, o.PostProcess);
         Assert.Equal(800, o.Resize!.MinSize);
-        Assert.Contains("--device cuda", Assert.Throws<ArgumentException>(() => (ok with { Device = "cuda" }).ToDetectorOptions(arch)).Message, StringComparison.Ordinal);
-        Assert.Contains("fp16", Assert.Throws<ArgumentException>(() => (ok with { Precision = "fp16" }).ToDetectorOptions(arch)).Message, StringComparison.Ordinal);
+        var gpu = (ok with { Device = "cuda:1", Precision = "fp16" }).ToDetectorOptions(arch);
+        Assert.Equal((Device.Cuda(1), Osprey.Detection.Precision.Fp16), (gpu.Device, gpu.Precision));
+        Assert.Equal(Device.Cuda(0), (ok with { Device = "cuda" }).ToDetectorOptions(arch).Device);
+        Assert.Contains("--device tpu", Assert.Throws<ArgumentException>(() => (ok with { Device = "tpu" }).ToDetectorOptions(arch)).Message, StringComparison.Ordinal);
+        Assert.Contains("--precision fp16 needs a GPU", Assert.Throws<ArgumentException>(() => (ok with { Precision = "fp16" }).ToDetectorOptions(arch)).Message, StringComparison.Ordinal);
+        Assert.Contains("--precision int8", Assert.Throws<ArgumentException>(() => (ok with { Precision = "int8" }).ToDetectorOptions(arch)).Message, StringComparison.Ordinal);
         Assert.Contains("--batch 0", Assert.Throws<ArgumentException>(() => (ok with { Batch = 0 }).ToDetectorOptions(arch)).Message, StringComparison.Ordinal);
         Assert.Contains("score threshold", Assert.Throws<ArgumentException>(() => (ok with { ScoreThreshold = 2 }).ToDetectorOptions(arch)).Message, StringComparison.Ordinal);
         Assert.Contains("--max-size", Assert.Throws<ArgumentException>(() => (ok with { MaxSize = 500 }).ToDetectorOptions(Architectures.Get("ssd300_vgg16"))).Message, StringComparison.Ordinal);

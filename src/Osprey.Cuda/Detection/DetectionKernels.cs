@@ -1,0 +1,127 @@
+using System.Runtime.InteropServices;
+using Osprey.Cuda.Native;
+using Osprey.Cuda.Runtime;
+
+namespace Osprey.Cuda.Detection;
+
+/// <summary>BoxCoder parameters as the kernels take them (struct Coder of Kernels/detect.cu).</summary>
+[StructLayout(LayoutKind.Sequential)]
+public struct DetectCoder
+{
+    public float Wx, Wy, Ww, Wh, Clip;
+}
+
+/// <summary>Shapes and options of one post-processing launch sequence (struct Params of Kernels/detect.cu).</summary>
+[StructLayout(LayoutKind.Sequential)]
+public struct DetectParams
+{
+    /// <summary>Anchors per image, classes, candidates per segment, top-k sort capacity, segments per image, slots per image (Segments * K).</summary>
+    public int Anchors, Classes, K, Cap, Segments, Slots;
+    public float Threshold;
+    public DetectCoder Coder;
+}
+
+/// <summary>Device pointers of the per-image candidate slots (struct Slots of Kernels/detect.cu).</summary>
+[StructLayout(LayoutKind.Sequential)]
+public struct DetectSlots
+{
+    public ulong Box, Score, Label, Count, Kept, ImageMax, ImageTotal;
+}
+
+/// <summary>RetinaNet feature levels: first anchor, anchors and first chunk of each (struct Levels of Kernels/detect.cu).</summary>
+[StructLayout(LayoutKind.Sequential)]
+public unsafe struct DetectLevels
+{
+    public const int Max = 8;
+    public int Count;
+    public fixed int First[Max];
+    public fixed int Anchors[Max];
+    public fixed int Chunk0[Max + 1];
+}
+
+/// <summary>
+/// Launch wrappers of Kernels/detect.cu (decode, threshold, top-k, batched NMS, best detections) on one CUDA backend.
+/// Callers (Osprey.Detection's GpuPostProcessor) validate shapes; these only queue kernels on the backend's stream.
+/// </summary>
+public sealed class DetectionKernels
+{
+    private const string Module = "detect";
+    /// <summary>Threads of the top-k kernels (a multiple of 32; block_topk assumes it).</summary>
+    public const int TopkThreads = 512;
+    /// <summary>Largest top-k sort capacity (keys sorted in shared memory).</summary>
+    public const int MaxCap = 4096;
+    /// <summary>Largest candidate count per image that retina_group sorts (13-bit slots).</summary>
+    public const int MaxGroupSlots = 8192;
+    /// <summary>Logits per block in the first RetinaNet selection stage.</summary>
+    public const int Chunk = 65536;
+    private const int SoftmaxThreads = 128;
+    private const int SharedLimit = 48 * 1024;
+    private const int DynamicSharedMax = 64 * 1024;
+    private readonly CudaBackend _b;
+    private readonly HashSet<nint> _raised = [];
+
+    public DetectionKernels(CudaBackend backend)
+    {
+        ArgumentNullException.ThrowIfNull(backend);
+        _b = backend;
+    }
+
+    /// <summary>Top-k sort capacity for k candidates: a power of two, at least 2k (so one radix pass usually suffices), at most <see cref="MaxCap"/>.</summary>
+    public static int CapFor(int k)
+    {
+        int p = 64;
+        while (p < 2 * k && p < MaxCap) p <<= 1;
+        return p;
+    }
+
+    private nint Fn(string name, int dynamicShared)
+    {
+        nint f = _b.Kernels.Function(Module, name);
+        // static TopkState (~16.5 KB) plus a dynamic sort buffer (up to 64 KB) may pass the default 48 KB: raise the limit once
+        if (dynamicShared > 0 && _raised.Add(f)) CuDriver.Check(CuDriver.cuFuncSetAttribute(f, 8, DynamicSharedMax), $"cuFuncSetAttribute({name})");
+        return f;
+    }
+
+    public void SsdSoftmax(bool half, ulong logits, ulong probsT, int n, int anchors, int classes)
+    {
+        int apb = Math.Clamp(SharedLimit / 4 / classes, 1, SoftmaxThreads);
+        uint shared = (uint)(apb * classes * 4);
+        Launch.Kernel(Fn(half ? "ssd_softmax_f16" : "ssd_softmax_f32", (int)shared), new Dim3((uint)((anchors + apb - 1) / apb), (uint)n), SoftmaxThreads, shared, _b.Stream,
+            logits, probsT, anchors, classes, apb);
+    }
+
+    public void SsdSelect(bool half, ulong probsT, ulong regression, ulong anchors, ulong sizes, int n, DetectParams p, DetectSlots s) =>
+        Launch.Kernel(Fn(half ? "ssd_select_f16" : "ssd_select_f32", p.Cap * 8), new Dim3((uint)p.Segments, (uint)n), TopkThreads, (uint)(p.Cap * 8), _b.Stream,
+            probsT, regression, anchors, sizes, p, s);
+
+    public void RetinaChunk(bool half, ulong logits, DetectLevels levels, int n, DetectParams p, ulong chunkKeys, ulong chunkCounts)
+    {
+        int chunks;
+        unsafe { chunks = levels.Chunk0[levels.Count]; }
+        Launch.Kernel(Fn(half ? "retina_chunk_f16" : "retina_chunk_f32", p.Cap * 8), new Dim3((uint)chunks, (uint)n), TopkThreads, (uint)(p.Cap * 8), _b.Stream,
+            logits, levels, Chunk, p, chunkKeys, chunkCounts);
+    }
+
+    public void RetinaMerge(bool half, ulong chunkKeys, ulong chunkCounts, DetectLevels levels, ulong regression, ulong anchors, ulong sizes, int n, DetectParams p, DetectSlots s) =>
+        Launch.Kernel(Fn(half ? "retina_merge_f16" : "retina_merge_f32", p.Cap * 8), new Dim3((uint)levels.Count, (uint)n), TopkThreads, (uint)(p.Cap * 8), _b.Stream,
+            chunkKeys, chunkCounts, levels, regression, anchors, sizes, p, s);
+
+    public void RetinaGroup(int n, DetectParams p, DetectSlots s, ulong grpSlot, ulong grpStart, ulong grpEnd)
+    {
+        int n2 = 2;
+        while (n2 < p.Slots) n2 <<= 1;
+        Launch.Kernel(Fn("retina_group", n2 * 8), (uint)n, TopkThreads, (uint)(n2 * 8), _b.Stream, p, s, grpSlot, grpStart, grpEnd);
+    }
+
+    public void ImageStats(int n, DetectParams p, DetectSlots s) => Launch.Kernel(Fn("image_stats", 0), (uint)n, 256, 0, _b.Stream, p, s);
+
+    /// <summary>grpSlot 0 for SSD (groups are the class segments), else RetinaNet's class groups.</summary>
+    public void NmsClass(int n, int groups, DetectParams p, DetectSlots s, ulong grpSlot, ulong grpStart, ulong grpEnd, double iou, int offsetLimit) =>
+        Launch.Kernel(Fn("nms_class", 0), new Dim3((uint)groups, (uint)n), 256, 0, _b.Stream, p, s, grpSlot, grpStart, grpEnd, groups, iou, offsetLimit);
+
+    public void FinalTopD(int n, int detections, DetectParams p, DetectSlots s, ulong counts, ulong boxes, ulong scores, ulong labels, ulong packed)
+    {
+        int cap = CapFor(detections);
+        Launch.Kernel(Fn("final_topd", cap * 8), (uint)n, TopkThreads, (uint)(cap * 8), _b.Stream, p, s, detections, cap, n, counts, boxes, scores, labels, packed);
+    }
+}

@@ -1,0 +1,284 @@
+using Osprey.Core.Backends;
+using Osprey.Core.Tensors;
+using Osprey.Cuda;
+using Osprey.Cuda.Detection;
+using Osprey.Detection.Models;
+
+namespace Osprey.Detection.Boxes;
+
+/// <summary>
+/// Post-processing of a whole batch on a CUDA device (Kernels/detect.cu): the same candidates, order and
+/// detections as <see cref="RetinaNetPostProcessor"/> / <see cref="SsdPostProcessor"/> (hence torchvision),
+/// with float32 or float16 head outputs, fixed-size outputs and no host synchronisation until
+/// <see cref="Download"/>. Scratch buffers are allocated on first use for the largest batch and anchor count
+/// seen and reused. One instance per detector; not thread-safe.
+/// </summary>
+/// <remarks>
+/// GPU limits (each checked with a clear error): candidates per level/class at most 4096; detections per image
+/// at most 2048; RetinaNet: at most 8 levels and levels x candidates at most 8192.
+/// </remarks>
+public sealed class GpuPostProcessor : IDisposable
+{
+    /// <summary>batched_nms uses the coordinate-offset strategy up to this many boxes (torchvision's CPU rule, as <see cref="Nms.Batched"/>).</summary>
+    private const int OffsetLimit = 1000;
+    private readonly CudaBackend _backend;
+    private readonly DetectionKernels _kernels;
+    private readonly List<Tensor> _scratch = [];
+    private Tensor? _probs, _chunkKeys, _chunkCounts, _box, _score, _label, _count, _kept, _imgMax, _imgTotal, _grpSlot, _grpStart, _grpEnd, _sizes;
+    private int[] _sizesHost = [];
+    private bool _disposed;
+
+    public GpuPostProcessor(DetectorFamily family, PostProcessOptions options, BoxCoder coder, Device device)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        if (device.Type != DeviceType.Cuda) throw new ArgumentException($"gpu postprocess: device {device} is not a CUDA device");
+        if (options.CandidatesPerLevel > DetectionKernels.MaxCap)
+            throw new ArgumentException($"gpu postprocess: at most {DetectionKernels.MaxCap} candidates per level/class on the GPU, got {options.CandidatesPerLevel}");
+        if (options.DetectionsPerImage > DetectionKernels.MaxCap / 2)
+            throw new ArgumentException($"gpu postprocess: at most {DetectionKernels.MaxCap / 2} detections per image on the GPU, got {options.DetectionsPerImage}");
+        Family = family;
+        Options = options;
+        Coder = coder;
+        Device = device;
+        _backend = (CudaBackend)BackendRegistry.Get(device);
+        _kernels = new DetectionKernels(_backend);
+    }
+
+    public DetectorFamily Family { get; }
+    public PostProcessOptions Options { get; }
+    public BoxCoder Coder { get; }
+    public Device Device { get; }
+
+    /// <summary>Runs on a model's head outputs (see the other overload).</summary>
+    public GpuDetections Run(HeadOutputs heads, Tensor anchors, ReadOnlySpan<int> anchorsPerLevel, ReadOnlySpan<ImageSize> resizedSizes)
+    {
+        ArgumentNullException.ThrowIfNull(heads);
+        return Run(heads.ClassLogits, heads.BoxRegression, anchors, anchorsPerLevel, resizedSizes);
+    }
+
+    /// <summary>
+    /// Queues the post-processing of a batch. logits [N, A, K] and regression [N, A, 4] (float32 or float16, same
+    /// dtype, contiguous, on this device); anchors [A, 4] float32 (x1, y1, x2, y2 pixels) on this device;
+    /// anchorsPerLevel: RetinaNet's anchors per feature level (summing to A; ignored for SSD); resizedSizes: each
+    /// image's resized size (boxes are clipped to it). The result's tensors are new (the caller disposes them); the
+    /// scratch is reused by the next Run, which the stream orders after this one.
+    /// </summary>
+    public GpuDetections Run(Tensor logits, Tensor regression, Tensor anchors, ReadOnlySpan<int> anchorsPerLevel, ReadOnlySpan<ImageSize> resizedSizes)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        var (n, a, k, half) = Check(logits, regression, anchors, resizedSizes);
+        _backend.MakeCurrent();
+        UploadSizes(resizedSizes);
+        int topk = Options.CandidatesPerLevel, d = Options.DetectionsPerImage;
+        var p = new DetectParams
+        {
+            Anchors = a, Classes = k, K = topk, Cap = DetectionKernels.CapFor(topk), Threshold = Options.ScoreThreshold,
+            Coder = new DetectCoder { Wx = Coder.Wx, Wy = Coder.Wy, Ww = Coder.Ww, Wh = Coder.Wh, Clip = Coder.Clip },
+        };
+        ulong lg = Ptr(logits), rg = Ptr(regression), an = Ptr(anchors), sz = Ptr(_sizes!);
+        DetectSlots slots;
+        int groups;
+        ulong grpSlot = 0, grpStart = 0, grpEnd = 0;
+        if (Family == DetectorFamily.Ssd)
+        {
+            if (k < 2) throw new ArgumentException($"gpu postprocess (ssd): logits need at least 2 classes (background + 1), got {k}");
+            p.Segments = k - 1;
+            p.Slots = checked(p.Segments * topk);
+            slots = EnsureSlots(n, p, k);
+            Ensure(ref _probs, (long)n * (k - 1) * a, DType.Float32);
+            _kernels.SsdSoftmax(half, lg, Ptr(_probs!), n, a, k);
+            _kernels.SsdSelect(half, Ptr(_probs!), rg, an, sz, n, p, slots);
+            groups = k - 1;
+        }
+        else
+        {
+            var levels = Levels(anchorsPerLevel, a, k);
+            p.Segments = levels.Count;
+            p.Slots = checked(p.Segments * topk);
+            if (p.Slots > DetectionKernels.MaxGroupSlots)
+                throw new ArgumentException($"gpu postprocess (retinanet): {levels.Count} levels x {topk} candidates = {p.Slots}, at most {DetectionKernels.MaxGroupSlots} on the GPU");
+            slots = EnsureSlots(n, p, k);
+            int chunks;
+            unsafe { chunks = levels.Chunk0[levels.Count]; }
+            Ensure(ref _chunkKeys, (long)n * chunks * topk, DType.Int64);
+            Ensure(ref _chunkCounts, (long)n * chunks, DType.Int32);
+            Ensure(ref _grpSlot, (long)n * p.Slots, DType.Int32);
+            Ensure(ref _grpStart, (long)n * k, DType.Int32);
+            Ensure(ref _grpEnd, (long)n * k, DType.Int32);
+            _kernels.RetinaChunk(half, lg, levels, n, p, Ptr(_chunkKeys!), Ptr(_chunkCounts!));
+            _kernels.RetinaMerge(half, Ptr(_chunkKeys!), Ptr(_chunkCounts!), levels, rg, an, sz, n, p, slots);
+            grpSlot = Ptr(_grpSlot!);
+            grpStart = Ptr(_grpStart!);
+            grpEnd = Ptr(_grpEnd!);
+            _kernels.RetinaGroup(n, p, slots, grpSlot, grpStart, grpEnd);
+            groups = k;
+        }
+        _kernels.ImageStats(n, p, slots);
+        _kernels.NmsClass(n, groups, p, slots, grpSlot, grpStart, grpEnd, Options.NmsThreshold, OffsetLimit);
+        var result = new GpuDetections(n, d, Device);
+        _kernels.FinalTopD(n, d, p, slots, Ptr(result.Counts), Ptr(result.Boxes), Ptr(result.Scores),
+            Ptr(result.Labels), Ptr(result.Packed));
+        return result;
+    }
+
+    /// <summary>Copies the detections to the host with one synchronisation; boxes in resized-image pixels.</summary>
+    public static IReadOnlyList<DetectedObject>[] Download(GpuDetections detections)
+    {
+        ArgumentNullException.ThrowIfNull(detections);
+        int[] packed = detections.Packed.ToArray<int>();
+        int n = detections.BatchSize, d = detections.DetectionsPerImage;
+        var result = new IReadOnlyList<DetectedObject>[n];
+        var words = packed.AsSpan();
+        for (int i = 0; i < n; i++)
+        {
+            int count = packed[i];
+            var list = new List<DetectedObject>(count);
+            for (int r = 0; r < count; r++)
+            {
+                long o = (long)i * d + r;
+                int b = n + (int)o * 4;
+                list.Add(new DetectedObject(BitConverter.Int32BitsToSingle(words[b]), BitConverter.Int32BitsToSingle(words[b + 1]),
+                    BitConverter.Int32BitsToSingle(words[b + 2]), BitConverter.Int32BitsToSingle(words[b + 3]),
+                    BitConverter.Int32BitsToSingle(words[n + n * d * 4 + (int)o]), words[n + n * d * 5 + (int)o]));
+            }
+            result[i] = list;
+        }
+        return result;
+    }
+
+    private static ulong Ptr(Tensor t) => (ulong)t.DataPointer;
+
+    private (int N, int A, int K, bool Half) Check(Tensor logits, Tensor regression, Tensor anchors, ReadOnlySpan<ImageSize> sizes)
+    {
+        ArgumentNullException.ThrowIfNull(logits);
+        ArgumentNullException.ThrowIfNull(regression);
+        ArgumentNullException.ThrowIfNull(anchors);
+        string fam = Family == DetectorFamily.Ssd ? "ssd" : "retinanet";
+        if (logits.Rank != 3 || regression.Rank != 3 || regression.Shape[2] != 4 || regression.Shape[0] != logits.Shape[0] || regression.Shape[1] != logits.Shape[1])
+            throw new ArgumentException($"gpu postprocess ({fam}): logits [N, A, K] and regression [N, A, 4] expected, got {logits.Shape} and {regression.Shape}");
+        int n = logits.Shape[0], a = logits.Shape[1], k = logits.Shape[2];
+        if (anchors.Rank != 2 || anchors.Shape[0] != a || anchors.Shape[1] != 4 || anchors.DType != DType.Float32)
+            throw new ArgumentException($"gpu postprocess ({fam}): anchors must be float32 [{a}, 4], got {anchors.DType} {anchors.Shape}");
+        if (logits.DType != regression.DType || logits.DType is not (DType.Float32 or DType.Float16))
+            throw new ArgumentException($"gpu postprocess ({fam}): logits and regression must both be float32 or both float16, got {logits.DType} and {regression.DType}");
+        foreach (var t in (ReadOnlySpan<Tensor>)[logits, regression, anchors])
+        {
+            if (t.Device != Device) throw new ArgumentException($"gpu postprocess ({fam}): a tensor is on {t.Device}, this post-processor runs on {Device}");
+            if (!t.IsContiguous()) throw new ArgumentException($"gpu postprocess ({fam}): tensors must be contiguous (shape {t.Shape})");
+        }
+        if (n == 0 || a == 0 || k == 0) throw new ArgumentException($"gpu postprocess ({fam}): empty logits {logits.Shape}");
+        if ((long)a * k > int.MaxValue) throw new ArgumentException($"gpu postprocess ({fam}): {a} anchors x {k} classes exceeds 2^31 per image");
+        if (sizes.Length != n) throw new ArgumentException($"gpu postprocess ({fam}): {n} images but {sizes.Length} resized sizes");
+        foreach (var s in sizes)
+            if (s.Height <= 0 || s.Width <= 0) throw new ArgumentException($"gpu postprocess ({fam}): resized size {s} must be positive");
+        return (n, a, k, logits.DType == DType.Float16);
+    }
+
+    private static unsafe DetectLevels Levels(ReadOnlySpan<int> anchorsPerLevel, int a, int k)
+    {
+        if (anchorsPerLevel.Length == 0 || anchorsPerLevel.Length > DetectLevels.Max)
+            throw new ArgumentException($"gpu postprocess (retinanet): 1 to {DetectLevels.Max} levels, got {anchorsPerLevel.Length}");
+        var lv = new DetectLevels { Count = anchorsPerLevel.Length };
+        long first = 0;
+        int chunks = 0;
+        for (int l = 0; l < anchorsPerLevel.Length; l++)
+        {
+            int c = anchorsPerLevel[l];
+            if (c <= 0) throw new ArgumentException($"gpu postprocess (retinanet): level {l} has {c} anchors");
+            lv.First[l] = (int)first;
+            lv.Anchors[l] = c;
+            lv.Chunk0[l] = chunks;
+            chunks += (int)(((long)c * k + DetectionKernels.Chunk - 1) / DetectionKernels.Chunk);
+            first += c;
+        }
+        lv.Chunk0[lv.Count] = chunks;
+        if (first != a) throw new ArgumentException($"gpu postprocess (retinanet): anchors per level sum to {first}, logits have {a} anchors");
+        return lv;
+    }
+
+    private DetectSlots EnsureSlots(int n, DetectParams p, int k)
+    {
+        long s = (long)n * p.Slots;
+        Ensure(ref _box, s * 4, DType.Float32);
+        Ensure(ref _score, s, DType.Float32);
+        Ensure(ref _label, s, DType.Int32);
+        Ensure(ref _kept, s, DType.UInt8);
+        Ensure(ref _count, (long)n * p.Segments, DType.Int32);
+        Ensure(ref _imgMax, n, DType.Float32);
+        Ensure(ref _imgTotal, n, DType.Int32);
+        _ = k;
+        return new DetectSlots
+        {
+            Box = Ptr(_box!), Score = Ptr(_score!), Label = Ptr(_label!), Count = Ptr(_count!),
+            Kept = Ptr(_kept!), ImageMax = Ptr(_imgMax!), ImageTotal = Ptr(_imgTotal!),
+        };
+    }
+
+    /// <summary>Keeps a scratch tensor of at least <paramref name="elements"/> elements (grown by reallocation, never shrunk).</summary>
+    private void Ensure(ref Tensor? t, long elements, DType dtype)
+    {
+        elements = Math.Max(elements, 1);
+        if (t is not null && t.Numel >= elements) return;
+        if (t is not null) { _scratch.Remove(t); t.Dispose(); }
+        t = Tensor.Empty(new Shape(checked((int)elements)), dtype, Device);
+        _scratch.Add(t);
+    }
+
+    private void UploadSizes(ReadOnlySpan<ImageSize> sizes)
+    {
+        bool same = _sizes is not null && _sizesHost.Length == sizes.Length * 2;
+        for (int i = 0; same && i < sizes.Length; i++) same = _sizesHost[2 * i] == sizes[i].Height && _sizesHost[2 * i + 1] == sizes[i].Width;
+        if (same) return;
+        _sizesHost = new int[sizes.Length * 2];
+        for (int i = 0; i < sizes.Length; i++) { _sizesHost[2 * i] = sizes[i].Height; _sizesHost[2 * i + 1] = sizes[i].Width; }
+        if (_sizes is not null) { _scratch.Remove(_sizes); _sizes.Dispose(); }
+        _sizes = Tensor.FromSpan<int>(_sizesHost, new Shape(_sizesHost.Length), Device);
+        _scratch.Add(_sizes);
+    }
+
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        foreach (var t in _scratch) t.Dispose();
+        _scratch.Clear();
+    }
+}
+
+/// <summary>
+/// Fixed-size detections of a batch on the device: Counts [N] int32, Boxes [N, D, 4] float32 (x1, y1, x2, y2 in
+/// resized-image pixels, clipped), Scores [N, D] float32, Labels [N, D] int32; rows at or past an image's count hold
+/// a zero box, score 0 and label -1. Packed holds the same values in one int32 buffer for a single download.
+/// </summary>
+public sealed class GpuDetections : IDisposable
+{
+    internal GpuDetections(int n, int d, Device device)
+    {
+        BatchSize = n;
+        DetectionsPerImage = d;
+        Counts = Tensor.Empty(new Shape(n), DType.Int32, device);
+        Boxes = Tensor.Empty(new Shape(n, d, 4), DType.Float32, device);
+        Scores = Tensor.Empty(new Shape(n, d), DType.Float32, device);
+        Labels = Tensor.Empty(new Shape(n, d), DType.Int32, device);
+        Packed = Tensor.Empty(new Shape(checked(n * (1 + 6 * d))), DType.Int32, device);
+    }
+
+    public int BatchSize { get; }
+    public int DetectionsPerImage { get; }
+    public Tensor Counts { get; }
+    public Tensor Boxes { get; }
+    public Tensor Scores { get; }
+    public Tensor Labels { get; }
+    /// <summary>[counts N | boxes N*D*4 | scores N*D | labels N*D], floats as their bits.</summary>
+    public Tensor Packed { get; }
+
+    public void Dispose()
+    {
+        Counts.Dispose();
+        Boxes.Dispose();
+        Scores.Dispose();
+        Labels.Dispose();
+        Packed.Dispose();
+    }
+}
