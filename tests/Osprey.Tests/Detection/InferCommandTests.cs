@@ -75,7 +75,7 @@ public sealed class InferCommandTests : IDisposable
     [Theory]
     [InlineData("--device", "cuda")]
     [InlineData("--precision", "fp16")]
-    [InlineData("--arch", "ssd300_resnet50")]
+    [InlineData("--arch", "ssd300_resnet18")]
     [InlineData("--batch", "0")]
     [InlineData("--score-threshold", "2")]
     public void Unusable_settings_exit_2_before_any_work(string option, string value)
