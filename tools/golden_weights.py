@@ -70,3 +70,23 @@ torch.save({"backbone": ["MobileNetV2FPN"], "classes": 80, "state_dict": constan
 torch.save({"epoch": 64, "iteration": 1000, "label_map": {i + 1: i + 1 for i in range(80)},
             "model": constant_state_dict(ref_nvidia.DleSsd300())}, os.path.join(out, "nvidia_ssd300.pth"))
 print("wrote", sorted(os.listdir(out)))
+
+# Training checkpoints as ODTK's Model.save and DLE's main.py write them, with SGD momentum state and the LR schedulers'
+# states (DLE's MultiStepLR keeps its milestones in a collections.Counter); the weights are a 2x2 1x1 conv of arange / 2 - 3.
+conv = torch.nn.Conv2d(2, 2, 1)
+with torch.no_grad():
+    conv.weight.copy_(ramp(4).reshape(2, 2, 1, 1))
+    conv.bias.copy_(ramp(2))
+opt = torch.optim.SGD(conv.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
+conv(torch.ones(1, 2, 2, 2)).sum().backward()
+opt.step()
+with torch.no_grad():
+    conv.weight.copy_(ramp(4).reshape(2, 2, 1, 1))
+    conv.bias.copy_(ramp(2))
+torch.save({"backbone": ["MobileNetV2FPN"], "classes": 80, "state_dict": conv.state_dict(), "ratios": [1.0, 2.0, 0.5],
+            "scales": ref_nvidia.OdtkRetinaNet.scales, "iteration": 5, "optimizer": opt.state_dict(),
+            "scheduler": torch.optim.lr_scheduler.LambdaLR(opt, lambda it: 1.0).state_dict()}, os.path.join(out, "odtk_training.pth"))
+torch.save({"epoch": 1, "iteration": 5, "optimizer": opt.state_dict(),
+            "scheduler": torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[43, 54]).state_dict(),
+            "label_map": {0: "background", 1: "person"}, "model": conv.state_dict()}, os.path.join(out, "dle_training.pth"))
+print("wrote", sorted(os.listdir(out)))

@@ -51,4 +51,16 @@ public class NvidiaCheckpointTests
             Assert.Contains("two_classes.pth", e.Message, StringComparison.Ordinal);
         }
     }
+
+    /// <summary>Training checkpoints with optimizer and scheduler state beside the weights (ODTK Model.save, DLE main.py).</summary>
+    [Theory]
+    [InlineData("odtk_training.pth")]
+    [InlineData("dle_training.pth")]
+    public void Training_checkpoints_with_optimizer_state_give_their_weights(string file)
+    {
+        using var sd = TorchCheckpoint.LoadStateDict(RepoPaths.Fixture("weights", file));
+        Assert.Equal(["weight", "bias"], sd.Keys.ToArray());
+        Assert.Equal([-3f, -2.5f, -2f, -1.5f], sd["weight"].ToArray<float>());
+        Assert.Equal([-3f, -2.5f], sd["bias"].ToArray<float>());
+    }
 }
