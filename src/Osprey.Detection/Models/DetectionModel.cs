@@ -47,13 +47,35 @@ public abstract class DetectionModel : IDisposable
 
     public Device Device { get; private set; } = Device.Cpu;
 
-    /// <summary>Checks the weights against <see cref="Parameters"/> (one error listing every problem) and loads them onto a device.</summary>
+    /// <summary>
+    /// Checks the weights against <see cref="Parameters"/> (one error listing every problem) and loads them onto a device.
+    /// A state dict saved from a DistributedDataParallel wrapper (every key prefixed "module.", as in NVIDIA's older SSD
+    /// checkpoints, which its entrypoints unwrap) is read without the prefix.
+    /// </summary>
     public void Load(StateDict weights, string source, Device device, MemoryFormat format = MemoryFormat.Contiguous)
     {
-        Parameters.Check(weights, source);
-        LoadChecked(weights, device, format);
+        ArgumentNullException.ThrowIfNull(weights);
+        using var unwrapped = UnwrapDistributed(weights);
+        var w = unwrapped ?? weights;
+        Parameters.Check(w, source);
+        LoadChecked(w, device, format);
         Device = device;
         Format = format;
+    }
+
+    private static StateDict? UnwrapDistributed(StateDict weights)
+    {
+        const string Prefix = "module.";
+        bool any = false;
+        foreach (string k in weights.Keys)
+        {
+            if (!k.StartsWith(Prefix, StringComparison.Ordinal)) return null;
+            any = true;
+        }
+        if (!any) return null;
+        var sd = new StateDict();
+        foreach (var (k, t) in weights.Entries) sd.Add(k[Prefix.Length..], t.Share());
+        return sd;
     }
 
     /// <summary>The activation layout the weights were prepared for (inputs are converted to it).</summary>

@@ -63,4 +63,17 @@ public class NvidiaCheckpointTests
         Assert.Equal([-3f, -2.5f, -2f, -1.5f], sd["weight"].ToArray<float>());
         Assert.Equal([-3f, -2.5f], sd["bias"].ToArray<float>());
     }
+
+    [Fact]
+    public void Distributed_module_prefixes_are_unwrapped()
+    {
+        using var sd = TorchCheckpoint.LoadStateDict(RepoPaths.Fixture("weights", "nvidia_ssd300.pth"));
+        using var wrapped = new StateDict();
+        foreach (var (k, t) in sd.Entries) wrapped.Add("module." + k, t.Share());
+        using (Detector.Create("ssd300_resnet50", wrapped, "ddp.pt")) { }
+        // a partly prefixed dict is not guessed at: its keys are reported as they are
+        using var mixed = new StateDict();
+        foreach (var (k, t) in sd.Entries) mixed.Add(k.StartsWith("loc.", StringComparison.Ordinal) ? k : "module." + k, t.Share());
+        Assert.Contains("unexpected", Assert.Throws<WeightFileException>(() => Detector.Create("ssd300_resnet50", mixed, "mixed.pt")).Message, StringComparison.Ordinal);
+    }
 }
