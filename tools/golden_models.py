@@ -164,13 +164,14 @@ def run(arch):
     }
 
 
-os.makedirs(OUT, exist_ok=True)
-for arch in sys.argv[1:] or list(RETINA) + ["ssd300_vgg16"] + list(NVIDIA):
-    res = run(arch)
-    # keep the fixture small: the first 25 detections per image
-    for d in res["detections"]:
-        d["count"] = len(d["scores"])
-        d["boxes"], d["scores"], d["labels"] = d["boxes"][:100], d["scores"][:25], d["labels"][:25]
-    path = os.path.join(OUT, arch + ".json")
-    json.dump(res, open(path, "w"), separators=(",", ":"))
-    print(arch, os.path.getsize(path), "bytes,", [d["count"] for d in res["detections"]], "detections")
+if __name__ == "__main__":
+    os.makedirs(OUT, exist_ok=True)
+    for arch in sys.argv[1:] or list(RETINA) + ["ssd300_vgg16"] + list(NVIDIA):
+        res = run(arch)
+        # keep the fixture small: the first 25 detections per image
+        for d in res["detections"]:
+            d["count"] = len(d["scores"])
+            d["boxes"], d["scores"], d["labels"] = d["boxes"][:100], d["scores"][:25], d["labels"][:25]
+        path = os.path.join(OUT, arch + ".json")
+        json.dump(res, open(path, "w"), separators=(",", ":"))
+        print(arch, os.path.getsize(path), "bytes,", [d["count"] for d in res["detections"]], "detections")
