@@ -31,8 +31,11 @@ def weight(name: str, shape) -> np.ndarray:
     """Deterministic model parameter for a torchvision state_dict entry (mirrored by tests/.../Support/FormulaWeights.cs).
 
     conv weights: uniform(-b, b), b = sqrt(3 / fan_in) (activations shrink gently, so deep ResNets stay finite);
-    batch norm: weight 1 + 0.1u, bias 0.1u, running_mean 0.1u, running_var 1 + 0.25(u + 1);
-    classification biases 2.5u - 3 (RetinaNet) / 2u (SSD) so that scores spread around the thresholds;
+    ODTK's classification tower (cls_head.*) uses b = 1.5 sqrt(3 / fan_in), so its weak MobileNetV2 features still spread
+    the scores;
+    batch norm: weight 1 + 0.1u (every 1-D ".weight"), bias 0.1u, running_mean 0.1u, running_var 1 + 0.25(u + 1);
+    classification biases 2.5u - 3 (RetinaNet: torchvision cls_logits, ODTK cls_head.8) / 2u (SSD: torchvision
+    classification_head.module_list.i, NVIDIA conf.i) so that scores spread around the thresholds;
     other biases 0.1u; SSD's scale_weight 20 + 2u.
     """
     n = int(np.prod(shape)) if len(shape) else 1
@@ -40,25 +43,21 @@ def weight(name: str, shape) -> np.ndarray:
     f = np.float32
     if len(shape) >= 2:
         fan_in = int(np.prod(shape[1:]))
-        return (u * f(np.sqrt(3.0 / fan_in))).reshape(shape)
+        gain = 1.5 if name.startswith("cls_head.") else 1.0
+        return (u * f(gain * np.sqrt(3.0 / fan_in))).reshape(shape)
     if name.endswith("running_var"):
         v = f(1) + f(0.25) * (u + f(1))
     elif name.endswith("running_mean"):
         v = f(0.1) * u
     elif name.endswith("scale_weight"):
         v = f(20) + f(2) * u
-    elif is_norm(name) and name.endswith(".weight"):
+    elif name.endswith(".weight"):
         v = f(1) + f(0.1) * u
-    elif name.endswith("cls_logits.bias"):
+    elif name.endswith("cls_logits.bias") or name == "cls_head.8.bias":
         v = f(2.5) * u - f(3)
-    elif name.startswith("head.classification_head.module_list.") and name.endswith(".bias"):
+    elif (name.startswith("head.classification_head.module_list.") or name.startswith("conf.")) and name.endswith(".bias"):
         v = f(2) * u
     else:
         v = f(0.1) * u
     return v.astype(np.float32).reshape(shape)
 
-
-def is_norm(name: str) -> bool:
-    """Batch norm parameters in torchvision's ResNet naming: bn1/bn2/bn3 and downsample.1."""
-    parts = name.split(".")
-    return len(parts) >= 2 and (parts[-2].startswith("bn") or (parts[-2] == "1" and len(parts) >= 3 and parts[-3] == "downsample"))

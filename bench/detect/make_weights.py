@@ -8,6 +8,10 @@ from formula import weight  # noqa: E402
 from torch_detect import build  # noqa: E402
 
 arch, out = sys.argv[1], sys.argv[2]
-sd = build(arch).state_dict()
-torch.save({k: torch.from_numpy(weight(k, tuple(v.shape))) for k, v in sd.items()}, out)
+if arch in ("retinanet_mobilenetv2_fpn", "ssd300_resnet50"):
+    import ref_nvidia  # noqa: E402
+    sd = (ref_nvidia.OdtkRetinaNet() if arch.startswith("retina") else ref_nvidia.DleSsd300()).state_dict()
+else:
+    sd = build(arch).state_dict()
+torch.save({k: v if k.endswith("num_batches_tracked") else torch.from_numpy(weight(k, tuple(v.shape))) for k, v in sd.items()}, out)
 print("wrote", out, len(sd), "tensors")

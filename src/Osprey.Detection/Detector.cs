@@ -63,6 +63,8 @@ public sealed class Detector : IDisposable
     private readonly ConcurrentBag<PostProcessorBase> _post = [];
     private readonly AnchorGenerator? _anchors;
     private readonly DefaultBoxGenerator? _defaultBoxes;
+    private readonly OdtkAnchors? _odtkAnchors;
+    private readonly float[]? _nvDefaultBoxes;
 
     private Detector(Architecture arch, DetectionModel model, DetectorOptions options)
     {
@@ -75,10 +77,16 @@ public sealed class Detector : IDisposable
             _gpuPre = new GpuPreprocessor(resize, arch.Normalization, options.Device, model.DType, options.Format);
         var post = options.PostProcess ?? arch.PostProcess;
         post.Validate();
-        if (arch.Family == DetectorFamily.RetinaNet) _anchors = AnchorGenerator.RetinaNet();
-        else _defaultBoxes = DefaultBoxGenerator.Ssd300();
+        switch (arch.Family)
+        {
+            case DetectorFamily.RetinaNet: _anchors = AnchorGenerator.RetinaNet(); break;
+            case DetectorFamily.Ssd: _defaultBoxes = DefaultBoxGenerator.Ssd300(); break;
+            case DetectorFamily.OdtkRetinaNet: _odtkAnchors = OdtkAnchors.Default(); break;
+            default: _nvDefaultBoxes = NvidiaDefaultBoxes.Generate(); break;
+        }
         PostProcess = post;
-        if (_gpuPre is not null && options.GpuPostProcess)
+        // the GPU kernels implement torchvision's two post-processing families; ODTK's and NVIDIA SSD's run on the host
+        if (_gpuPre is not null && options.GpuPostProcess && arch.Family is DetectorFamily.RetinaNet or DetectorFamily.Ssd)
             _gpuPost = new GpuPostProcessor(arch.Family, post, arch.Family == DetectorFamily.RetinaNet ? BoxCoder.RetinaNet : BoxCoder.Ssd, options.Device);
     }
 
@@ -203,10 +211,14 @@ public sealed class Detector : IDisposable
 
     private (float[] Anchors, int[] Counts) HostAnchors(ImageSize input, ImageSize[] grids)
     {
-        float[] anchors = _anchors is not null ? _anchors.Generate(input, grids) : _defaultBoxes!.Generate(input, grids);
+        float[] anchors = _anchors is not null ? _anchors.Generate(input, grids)
+            : _defaultBoxes is not null ? _defaultBoxes.Generate(input, grids)
+            : _odtkAnchors is not null ? _odtkAnchors.Generate(input, grids)
+            : _nvDefaultBoxes!;
+        if (_nvDefaultBoxes is not null) NvidiaDefaultBoxes.CheckGrids(grids);
         var counts = new int[grids.Length];
         for (int l = 0; l < counts.Length; l++)
-            counts[l] = grids[l].Height * grids[l].Width * (_anchors?.AnchorsPerLocation(l) ?? _defaultBoxes!.BoxesPerLocation(l));
+            counts[l] = grids[l].Height * grids[l].Width * (_anchors?.AnchorsPerLocation(l) ?? _defaultBoxes?.BoxesPerLocation(l) ?? 0);
         return (anchors, counts);
     }
 
@@ -239,6 +251,7 @@ public sealed class Detector : IDisposable
         var logits = HostFloats(heads.ClassLogits);
         var regs = HostFloats(heads.BoxRegression);
         int n = batch.Images.Shape[0], a = heads.ClassLogits.Shape[1], k = heads.ClassLogits.Shape[2];
+        var categories = Architecture.CategoryIds;
         var results = new IReadOnlyList<DetectedObject>[n];
         // images are independent: one post-processor (they keep reusable buffers) per worker thread
         Parallel.For(0, n, new ParallelOptions { MaxDegreeOfParallelism = Math.Min(n, Environment.ProcessorCount) }, RentPostProcessor,
@@ -246,12 +259,23 @@ public sealed class Detector : IDisposable
             {
                 var found = new List<DetectedObject>();
                 var size = new ImageSize(batch.Resized[i].Height, batch.Resized[i].Width);
+                var original = new ImageSize(batch.Original[i].Height, batch.Original[i].Width);
                 var l = logits.AsSpan(i * a * k, a * k);
                 var r = regs.AsSpan(i * a * 4, a * 4);
-                if (proc is RetinaNetPostProcessor retina) retina.Run(l, r, anchors, counts, k, size, found);
-                else ((SsdPostProcessor)proc).Run(l, r, anchors, k, size, found);
-                var original = new ImageSize(batch.Original[i].Height, batch.Original[i].Width);
-                for (int d = 0; d < found.Count; d++) found[d] = BoxOps.Rescale(found[d], size, original);
+                switch (proc)
+                {
+                    case RetinaNetPostProcessor retina: retina.Run(l, r, anchors, counts, k, size, found); break;
+                    case SsdPostProcessor ssd: ssd.Run(l, r, anchors, k, size, found); break;
+                    case OdtkPostProcessor odtk: odtk.Run(l, r, anchors, heads.Grids, _odtkAnchors!.AnchorsPerLocation, k, input, found); break;
+                    default: ((NvidiaSsdPostProcessor)proc).Run(l, r, anchors, k, found); break;
+                }
+                for (int d = 0; d < found.Count; d++)
+                {
+                    var det = proc is OdtkPostProcessor ? OdtkToOriginal(found[d], OdtkRatios(size, original))
+                        : proc is NvidiaSsdPostProcessor ? RelativeToOriginal(found[d], original)
+                        : BoxOps.Rescale(found[d], size, original);
+                    found[d] = categories is null ? det : det with { Label = categories[det.Label] };
+                }
                 results[i] = found;
                 return proc;
             },
@@ -260,7 +284,34 @@ public sealed class Detector : IDisposable
     }
 
     private PostProcessorBase RentPostProcessor() =>
-        _post.TryTake(out var p) ? p : _anchors is not null ? new RetinaNetPostProcessor(PostProcess) : new SsdPostProcessor(PostProcess);
+        _post.TryTake(out var p) ? p : Architecture.Family switch
+        {
+            DetectorFamily.RetinaNet => new RetinaNetPostProcessor(PostProcess),
+            DetectorFamily.Ssd => new SsdPostProcessor(PostProcess),
+            DetectorFamily.OdtkRetinaNet => new OdtkPostProcessor(PostProcess),
+            _ => new NvidiaSsdPostProcessor(PostProcess),
+        };
+
+    /// <summary>
+    /// ODTK's resize ratio of an image (odtk/data.py), as the float32 its infer divides boxes by; with a resize policy
+    /// other than ODTK's (an option), the per-axis ratio of the resized to the original size.
+    /// </summary>
+    private (float X, float Y) OdtkRatios(ImageSize resized, ImageSize original)
+    {
+        var p = _pre.Resize;
+        if (p.Kind != ResizeKind.Odtk) return ((float)resized.Width / original.Width, (float)resized.Height / original.Height);
+        double ratio = (double)p.MinSize / Math.Min(original.Height, original.Width);
+        if (ratio * Math.Max(original.Height, original.Width) > p.MaxSize) ratio = (double)p.MaxSize / Math.Max(original.Height, original.Width);
+        return ((float)ratio, (float)ratio);
+    }
+
+    /// <summary>odtk/infer.py: boxes / ratio; its JSON width is x2 - x1 + 1, so the exclusive corner is x2 / ratio + 1.</summary>
+    private static DetectedObject OdtkToOriginal(DetectedObject d, (float X, float Y) r) =>
+        d with { X1 = d.X1 / r.X, Y1 = d.Y1 / r.Y, X2 = d.X2 / r.X + 1f, Y2 = d.Y2 / r.Y + 1f };
+
+    /// <summary>ssd/evaluate.py: relative corners times the original width and height.</summary>
+    private static DetectedObject RelativeToOriginal(DetectedObject d, ImageSize original) =>
+        d with { X1 = d.X1 * original.Width, Y1 = d.Y1 * original.Height, X2 = d.X2 * original.Width, Y2 = d.Y2 * original.Height };
 
     /// <summary>A head output as float32 host values (float16 heads are downloaded as float16, half the bytes, and widened here).</summary>
     private static float[] HostFloats(Tensor t)

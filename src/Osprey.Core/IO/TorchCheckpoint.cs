@@ -23,7 +23,9 @@ public static class TorchCheckpoint
 
     private static readonly string[] s_allowed =
     [
-        "collections.OrderedDict", "torch._utils._rebuild_tensor_v2", "torch._utils._rebuild_parameter", "torch.Size",
+        // collections.Counter: LR scheduler states in training checkpoints (MultiStepLR milestones, e.g. NVIDIA SSD's);
+        // like every allowed global it is never called, only recorded (PyCall)
+        "collections.OrderedDict", "collections.Counter", "torch._utils._rebuild_tensor_v2", "torch._utils._rebuild_parameter", "torch.Size",
         .. s_storageTypes.Keys.Select(k => "torch." + k),
     ];
 

@@ -1,12 +1,43 @@
 namespace Osprey.Detection.Boxes;
 
 /// <summary>
-/// torchvision's <c>BoxCoder.decode_single</c>: regression codes (dx, dy, dw, dh) relative to reference boxes
-/// (x1, y1, x2, y2) become boxes, in float32 with torchvision's operation order. RetinaNet uses weights
-/// (1, 1, 1, 1); SSD's variances 0.1/0.2 are weights (10, 10, 5, 5). dw and dh are clamped at
-/// <see cref="Clip"/> (log(1000/16)) before exp.
+/// Which reference implementation's box arithmetic a <see cref="BoxCoder"/> reproduces. All three take codes
+/// (dx, dy, dw, dh) and produce corner boxes (x1, y1, x2, y2); they differ in the reference-box format, the width
+/// convention and how the weights apply.
 /// </summary>
-public readonly record struct BoxCoder(float Wx, float Wy, float Ww, float Wh, float Clip)
+public enum BoxCoding
+{
+    /// <summary>
+    /// torchvision <c>BoxCoder.decode_single</c>: references are corner boxes, w = x2 - x1, codes divided by the weights,
+    /// dw/dh clamped at <see cref="BoxCoder.Clip"/>, output corners ctr -/+ w/2.
+    /// </summary>
+    Torchvision,
+
+    /// <summary>
+    /// NVIDIA ODTK (odtk/box.py delta2box, csrc/cuda/decode.cu): references are corner boxes in inclusive pixels,
+    /// w = x2 - x1 + 1, ctr = x1 + w/2, codes divided by the weights (1 for ODTK), dw/dh clamped at Clip (ODTK: none, +inf),
+    /// output x1 = ctr - w'/2, x2 = ctr + w'/2 - 1 (inclusive). Clamping to the input is the post-processor's.
+    /// </summary>
+    OdtkInclusive,
+
+    /// <summary>
+    /// NVIDIA DeepLearningExamples SSD (ssd/utils.py Encoder.scale_back_batch): references are (cx, cy, w, h); codes are
+    /// multiplied by 1/weight (weights 10, 10, 5, 5 give DLE's scale_xy 0.1f and scale_wh 0.2f exactly), dw/dh clamped at
+    /// Clip (DLE: none, +inf); cx' = dx * w + cx, w' = exp(dw) * w, output corners cx' -/+ w'/2.
+    /// </summary>
+    CenterSize,
+}
+
+/// <summary>
+/// Box decoding: regression codes (dx, dy, dw, dh) relative to reference boxes become corner boxes (x1, y1, x2, y2), in
+/// float32 with the operation order of the implementation <see cref="Coding"/> names. <see cref="BoxCoding.Torchvision"/>
+/// (the default) is torchvision's <c>BoxCoder.decode_single</c>: RetinaNet uses weights (1, 1, 1, 1); SSD's variances
+/// 0.1/0.2 are weights (10, 10, 5, 5); dw and dh are clamped at <see cref="Clip"/> (log(1000/16)) before exp.
+/// </summary>
+/// <remarks>
+/// A GPU decode kernel needs exactly these six values: four weights, the clip and the coding (one small enum).
+/// </remarks>
+public readonly record struct BoxCoder(float Wx, float Wy, float Ww, float Wh, float Clip, BoxCoding Coding = BoxCoding.Torchvision)
 {
     /// <summary>log(1000 / 16), torchvision's bbox_xform_clip.</summary>
     public static readonly float DefaultClip = (float)Math.Log(1000.0 / 16);
@@ -14,21 +45,56 @@ public readonly record struct BoxCoder(float Wx, float Wy, float Ww, float Wh, f
     public static BoxCoder RetinaNet => new(1, 1, 1, 1, DefaultClip);
     public static BoxCoder Ssd => new(10, 10, 5, 5, DefaultClip);
 
+    /// <summary>ODTK's decode: weights 1, no clamp before exp, inclusive pixel corners.</summary>
+    public static BoxCoder Odtk => new(1, 1, 1, 1, float.PositiveInfinity, BoxCoding.OdtkInclusive);
+
+    /// <summary>NVIDIA DeepLearningExamples SSD300 v1.1: (cx, cy, w, h) default boxes, scale_xy 0.1, scale_wh 0.2, no clamp.</summary>
+    public static BoxCoder NvidiaSsd => new(10, 10, 5, 5, float.PositiveInfinity, BoxCoding.CenterSize);
+
     /// <summary>Decodes one box from 4 codes and its 4-float reference box into <paramref name="box"/>.</summary>
     public void DecodeOne(ReadOnlySpan<float> code, ReadOnlySpan<float> reference, Span<float> box)
     {
-        float w = reference[2] - reference[0];
-        float h = reference[3] - reference[1];
-        float cx = reference[0] + 0.5f * w;
-        float cy = reference[1] + 0.5f * h;
-        float dx = code[0] / Wx, dy = code[1] / Wy;
-        float dw = MathF.Min(code[2] / Ww, Clip), dh = MathF.Min(code[3] / Wh, Clip);
-        float pcx = dx * w + cx, pcy = dy * h + cy;
-        float hw = 0.5f * (MathF.Exp(dw) * w), hh = 0.5f * (MathF.Exp(dh) * h);
-        box[0] = pcx - hw;
-        box[1] = pcy - hh;
-        box[2] = pcx + hw;
-        box[3] = pcy + hh;
+        if (Coding == BoxCoding.Torchvision)
+        {
+            float w = reference[2] - reference[0];
+            float h = reference[3] - reference[1];
+            float cx = reference[0] + 0.5f * w;
+            float cy = reference[1] + 0.5f * h;
+            float dx = code[0] / Wx, dy = code[1] / Wy;
+            float dw = MathF.Min(code[2] / Ww, Clip), dh = MathF.Min(code[3] / Wh, Clip);
+            float pcx = dx * w + cx, pcy = dy * h + cy;
+            float hw = 0.5f * (MathF.Exp(dw) * w), hh = 0.5f * (MathF.Exp(dh) * h);
+            box[0] = pcx - hw;
+            box[1] = pcy - hh;
+            box[2] = pcx + hw;
+            box[3] = pcy + hh;
+        }
+        else if (Coding == BoxCoding.OdtkInclusive)
+        {
+            // box.py delta2box: wh = x2 - x1 + 1, ctr = x1 + 0.5 wh, pred_ctr = d * wh + ctr, pred_wh = exp(d) * wh
+            float w = reference[2] - reference[0] + 1f;
+            float h = reference[3] - reference[1] + 1f;
+            float cx = reference[0] + 0.5f * w;
+            float cy = reference[1] + 0.5f * h;
+            float pcx = code[0] / Wx * w + cx, pcy = code[1] / Wy * h + cy;
+            float pw = MathF.Exp(MathF.Min(code[2] / Ww, Clip)) * w, ph = MathF.Exp(MathF.Min(code[3] / Wh, Clip)) * h;
+            box[0] = pcx - 0.5f * pw;
+            box[1] = pcy - 0.5f * ph;
+            box[2] = pcx + 0.5f * pw - 1f;
+            box[3] = pcy + 0.5f * ph - 1f;
+        }
+        else
+        {
+            // scale_back_batch: xy = (scale_xy * d) * wh0 + xy0, wh = exp(scale_wh * d) * wh0, corners xy -/+ 0.5 wh
+            float pcx = code[0] * (1f / Wx) * reference[2] + reference[0];
+            float pcy = code[1] * (1f / Wy) * reference[3] + reference[1];
+            float pw = MathF.Exp(MathF.Min(code[2] * (1f / Ww), Clip)) * reference[2];
+            float ph = MathF.Exp(MathF.Min(code[3] * (1f / Wh), Clip)) * reference[3];
+            box[0] = pcx - 0.5f * pw;
+            box[1] = pcy - 0.5f * ph;
+            box[2] = pcx + 0.5f * pw;
+            box[3] = pcy + 0.5f * ph;
+        }
     }
 
     /// <summary>

@@ -14,6 +14,11 @@ public sealed record PostProcessOptions(float ScoreThreshold, int CandidatesPerL
     public static PostProcessOptions Ssd300Torchvision { get; } = new(0.01f, 400, 0.45, 200);
     /// <summary>ODTK's `odtk infer` defaults: threshold 0.05, top 1000 per level, NMS 0.5, 100 detections.</summary>
     public static PostProcessOptions Odtk { get; } = new(0.05f, 1000, 0.5, 100);
+    /// <summary>
+    /// NVIDIA DeepLearningExamples SSD300 v1.1 evaluation (ssd/evaluate.py, utils.py decode_single): threshold 0.05, top 200
+    /// per class, NMS criteria 0.5 (a box is kept only while its IoU is strictly below it), 200 detections.
+    /// </summary>
+    public static PostProcessOptions NvidiaSsd300 { get; } = new(0.05f, 200, 0.5, 200);
 
     public void Validate()
     {
@@ -221,7 +226,7 @@ public sealed class SsdPostProcessor(PostProcessOptions options, BoxCoder coder)
     }
 
     /// <summary>torch's CPU softmax: exp(x - max) times the reciprocal of their sum.</summary>
-    private static void Softmax(ReadOnlySpan<float> x, Span<float> y)
+    internal static void Softmax(ReadOnlySpan<float> x, Span<float> y)
     {
         float max = float.NegativeInfinity;
         foreach (float v in x) max = MathF.Max(max, v);

@@ -6,14 +6,24 @@ namespace Osprey.Detection.Models;
 /// <summary>How a family turns head outputs into boxes.</summary>
 public enum DetectorFamily
 {
+    /// <summary>torchvision RetinaNet post-processing (<see cref="RetinaNetPostProcessor"/>).</summary>
     RetinaNet,
+    /// <summary>torchvision SSD post-processing (<see cref="SsdPostProcessor"/>).</summary>
     Ssd,
+    /// <summary>NVIDIA ODTK RetinaNet: its anchors, decode, NMS and box convention (<see cref="OdtkPostProcessor"/>).</summary>
+    OdtkRetinaNet,
+    /// <summary>NVIDIA DeepLearningExamples SSD300: its default boxes, decode and NMS (<see cref="NvidiaSsdPostProcessor"/>).</summary>
+    NvidiaSsd,
 }
 
 /// <summary>
 /// One named architecture: how to build its network and the pre- and post-processing its reference
 /// implementation uses by default.
 /// </summary>
+/// <param name="CategoryIds">
+/// The COCO category id of each class index the model predicts, or null when its indices already are category ids
+/// (torchvision's 91-class models). Detections carry the category id.
+/// </param>
 public sealed record Architecture(
     string Name,
     DetectorFamily Family,
@@ -21,7 +31,8 @@ public sealed record Architecture(
     ResizePolicy Resize,
     Normalization Normalization,
     PostProcessOptions PostProcess,
-    string Reference);
+    string Reference,
+    IReadOnlyList<int>? CategoryIds = null);
 
 /// <summary>The architectures Osprey knows by name (osprey infer --arch).</summary>
 public static class Architectures
@@ -35,10 +46,15 @@ public static class Architectures
         Retina("retinanet_resnet152_fpn", 152),
         new("ssd300_vgg16", DetectorFamily.Ssd, () => new Ssd300Vgg16(), ResizePolicy.Ssd300, Normalization.Ssd300Vgg,
             PostProcessOptions.Ssd300Torchvision, "torchvision.models.detection.ssd300_vgg16"),
+        new("retinanet_mobilenetv2_fpn", DetectorFamily.OdtkRetinaNet, () => new OdtkRetinaNet(), ResizePolicy.RetinaNetOdtk, Normalization.ImageNet,
+            PostProcessOptions.Odtk, "NVIDIA ODTK (retinanet-examples) RetinaNet, backbone MobileNetV2FPN, 80 classes", CocoCategories.Ids),
+        new("ssd300_resnet50", DetectorFamily.NvidiaSsd, () => new Ssd300ResNet50(), ResizePolicy.Ssd300, Normalization.ImageNet,
+            PostProcessOptions.NvidiaSsd300, "NVIDIA DeepLearningExamples SSD300 v1.1 (ResNet-50), 81 labels with 0 = background",
+            [0, .. CocoCategories.Ids]),
     ];
 
-    /// <summary>Named in the issue but not implemented yet (ODTK MobileNetV2-FPN, NVIDIA SSD300 v1.1 ResNet-50).</summary>
-    public static IReadOnlyList<string> Planned { get; } = ["retinanet_mobilenetv2_fpn", "ssd300_resnet50"];
+    /// <summary>Named in the issue but not implemented yet (none left).</summary>
+    public static IReadOnlyList<string> Planned { get; } = [];
 
     public static IReadOnlyList<Architecture> All => s_all;
 

@@ -50,14 +50,18 @@ public abstract class DetectionModel : IDisposable
     /// <summary>
     /// Checks the weights against <see cref="Parameters"/> (one error listing every problem) and loads them onto a
     /// device, cast once to <paramref name="dtype"/> (float32, or float16 on a CUDA device; parts that need float32
-    /// keep it, see each model).
+    /// keep it, see each model). A state dict saved from a DistributedDataParallel wrapper (every key prefixed
+    /// "module.", as in NVIDIA's older SSD checkpoints, which its entrypoints unwrap) is read without the prefix.
     /// </summary>
     public void Load(StateDict weights, string source, Device device, MemoryFormat format = MemoryFormat.Contiguous, DType dtype = DType.Float32)
     {
+        ArgumentNullException.ThrowIfNull(weights);
         if (dtype is not (DType.Float32 or DType.Float16)) throw new ArgumentException($"{Architecture}: precision {dtype} is not supported (float32 or float16)");
         if (dtype == DType.Float16 && device.Type == DeviceType.Cpu) throw new ArgumentException($"{Architecture}: float16 needs a CUDA device (the CPU backend runs float32)");
-        Parameters.Check(weights, source);
-        LoadChecked(weights, device, format, dtype);
+        using var unwrapped = UnwrapDistributed(weights);
+        var w = unwrapped ?? weights;
+        Parameters.Check(w, source);
+        LoadChecked(w, device, format, dtype);
         Device = device;
         Format = format;
         DType = dtype;
@@ -65,6 +69,21 @@ public abstract class DetectionModel : IDisposable
 
     /// <summary>The precision of the weights and activations (inputs must be of it; head outputs come in it).</summary>
     public DType DType { get; private set; } = DType.Float32;
+
+    private static StateDict? UnwrapDistributed(StateDict weights)
+    {
+        const string Prefix = "module.";
+        bool any = false;
+        foreach (string k in weights.Keys)
+        {
+            if (!k.StartsWith(Prefix, StringComparison.Ordinal)) return null;
+            any = true;
+        }
+        if (!any) return null;
+        var sd = new StateDict();
+        foreach (var (k, t) in weights.Entries) sd.Add(k[Prefix.Length..], t.Share());
+        return sd;
+    }
 
     /// <summary>The activation layout the weights were prepared for (inputs are converted to it).</summary>
     public MemoryFormat Format { get; private set; } = MemoryFormat.Contiguous;

@@ -78,7 +78,7 @@ public sealed class ResNet : IDisposable
         foreach (var b in _blocks) b.Dispose();
     }
 
-    private sealed class Block : IDisposable
+    internal sealed class Block : IDisposable
     {
         private readonly Conv[] _convs;
         private readonly Conv? _down;

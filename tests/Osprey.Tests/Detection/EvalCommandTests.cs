@@ -65,6 +65,7 @@ public sealed class EvalCommandTests : IDisposable
     }
 }
 
+[Collection(ConsoleCollection.Name)]
 public sealed class EvalCommandLineTests : IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("osprey-evalcli-").FullName;

@@ -78,7 +78,7 @@ public sealed class InferCommandTests : IDisposable
     [InlineData("--device", "tpu")]
     [InlineData("--precision", "fp16")]
     [InlineData("--precision", "int8")]
-    [InlineData("--arch", "ssd300_resnet50")]
+    [InlineData("--arch", "ssd300_resnet18")]
     [InlineData("--batch", "0")]
     [InlineData("--score-threshold", "2")]
     public void Unusable_settings_exit_2_before_any_work(string option, string value)
@@ -112,5 +112,36 @@ public sealed class InferCommandTests : IDisposable
         Assert.Contains("--max-size", Assert.Throws<ArgumentException>(() => (ok with { MaxSize = 500 }).ToDetectorOptions(Architectures.Get("ssd300_vgg16"))).Message, StringComparison.Ordinal);
         var ssd = (ok with { Resize = 512 }).ToDetectorOptions(Architectures.Get("ssd300_vgg16"));
         Assert.Equal((512, 512), ssd.Resize!.Resized(480, 640));
+    }
+
+    /// <summary>
+    /// The NVIDIA architectures end to end: ODTK's MobileNetV2-FPN with its 128-pixel padding and NVIDIA SSD300 at 300x300;
+    /// category ids must be COCO ids (both models number 80 classes otherwise) and boxes inside the image.
+    /// </summary>
+    [Theory]
+    [InlineData("retinanet_mobilenetv2_fpn", 100)]
+    [InlineData("ssd300_resnet50", 200)]
+    public void Nvidia_architectures_write_coco_category_ids(string arch, int maxDetections)
+    {
+        var model = Architectures.Get(arch).Create();
+        model.Dispose();
+        string weights = Path.Combine(_dir, arch + ".safetensors");
+        using (var sd = FormulaWeights.StateDict(model.Parameters.Expected)) SafeTensors.Save(weights, sd);
+        string output = Path.Combine(_dir, arch + ".json");
+        string[] extra = arch.StartsWith("retina", StringComparison.Ordinal) ? ["--resize", "160", "--max-size", "256"] : [];
+        int rc = Osprey.Cli.Program.Main(["infer", "--arch", arch, "--weights", weights, "--images", Path.Combine(ImageDecoderTests.CocoDir, "000000000009.jpg"),
+            "--output", output, .. extra]);
+        Assert.Equal(0, rc);
+        using var doc = JsonDocument.Parse(File.ReadAllText(output));
+        var dets = doc.RootElement.EnumerateArray().ToArray();
+        Assert.InRange(dets.Length, 1, maxDetections);
+        var coco = Osprey.Detection.Boxes.CocoCategories.Ids.ToHashSet();
+        foreach (var d in dets)
+        {
+            Assert.Contains(d.GetProperty("category_id").GetInt32(), coco);
+            var b = d.GetProperty("bbox").EnumerateArray().Select(v => v.GetDouble()).ToArray();
+            // ODTK boxes are clamped to the padded input, so they may reach past the image by the padding; DLE's are not clamped
+            Assert.True(b[2] >= 0 && b[3] >= 0, $"bbox {string.Join(",", b)}");
+        }
     }
 }

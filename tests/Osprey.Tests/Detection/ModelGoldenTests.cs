@@ -10,9 +10,10 @@ using Osprey.Vision.Transforms;
 namespace Osprey.Tests.Detection;
 
 /// <summary>
-/// Whole models on the CPU in float32 against torchvision 0.14 (tools/golden_models.py): formula weights, coco128
-/// images at a reduced input size; transformed input, every feature level, both head outputs and the final
-/// detections are compared.
+/// Whole models on the CPU in float32 against torchvision 0.14 (tools/golden_models.py) and against the ODTK and NVIDIA
+/// SSD300 reference definitions (tools/ref_nvidia.py): formula weights, coco128 images at a reduced input size;
+/// transformed input, every feature level, both head outputs and the final detections (original image pixels, COCO
+/// category ids) are compared.
 /// </summary>
 public class ModelGoldenTests
 {
@@ -25,6 +26,9 @@ public class ModelGoldenTests
         { "retinanet_resnet101_fpn", MemoryFormat.ChannelsLast },
         { "retinanet_resnet152_fpn", MemoryFormat.ChannelsLast },
         { "ssd300_vgg16", MemoryFormat.ChannelsLast },
+        { "retinanet_mobilenetv2_fpn", MemoryFormat.ChannelsLast },
+        { "retinanet_mobilenetv2_fpn", MemoryFormat.Contiguous },
+        { "ssd300_resnet50", MemoryFormat.ChannelsLast },
     };
 
     [Theory]
@@ -38,8 +42,8 @@ public class ModelGoldenTests
         Assert.Equal(f.GetProperty("parameters").GetInt32(), model.Parameters.Expected.Count);
         model.Dispose();
         using var weights = FormulaWeights.StateDict(model.Parameters.Expected);
-        var resize = a.Family == DetectorFamily.Ssd ? a.Resize
-            : new ResizePolicy(ResizeKind.Torchvision, f.GetProperty("min_size").GetInt32(), f.GetProperty("max_size").GetInt32(), 32);
+        var resize = a.Resize.Kind == ResizeKind.Fixed ? a.Resize
+            : a.Resize with { MinSize = f.GetProperty("min_size").GetInt32(), MaxSize = f.GetProperty("max_size").GetInt32() };
         using var detector = Detector.Create(arch, weights, "formula", new DetectorOptions { Resize = resize, Format = format });
         var images = f.GetProperty("images").EnumerateArray().Select(n => ImageDecoder.Decode(Path.Combine(ImageDecoderTests.CocoDir, n.GetString()!))).ToArray();
         var (batch, heads) = detector.RunNetwork(images, keepFeatures: true);
@@ -105,7 +109,8 @@ public class ModelGoldenTests
             Assert.Contains("unexpected (1): head.regression_head.bbox_reg.bias_extra", e.Message, StringComparison.Ordinal);
             Assert.Contains("bad.pth", e.Message, StringComparison.Ordinal);
         }
-        Assert.Contains("not implemented yet", Assert.Throws<ArgumentException>(() => Architectures.Get("ssd300_resnet50")).Message, StringComparison.Ordinal);
+        Assert.Contains("unknown architecture 'ssd300_resnet18'", Assert.Throws<ArgumentException>(() => Architectures.Get("ssd300_resnet18")).Message, StringComparison.Ordinal);
+        Assert.Empty(Architectures.Planned);
         Assert.Contains("fp16 needs a CUDA device", Assert.Throws<Osprey.Core.OspreyException>(
             () => Detector.Create("retinanet_resnet18_fpn", weights, "w", new DetectorOptions { Precision = Precision.Fp16 })).Message, StringComparison.Ordinal);
         if (Osprey.Tests.Cuda.Gpu.SkipReason is not null)   // without a GPU, asking for one is a clear error, not a fault

@@ -12,7 +12,7 @@ public static class FormulaWeights
         if (shape.Rank >= 2)
         {
             long fanIn = shape.Numel / shape[0];
-            float bound = (float)Math.Sqrt(3.0 / fanIn);
+            float bound = (float)((name.StartsWith("cls_head.", StringComparison.Ordinal) ? 1.5 : 1.0) * Math.Sqrt(3.0 / fanIn));
             for (int i = 0; i < u.Length; i++) u[i] *= bound;
             return u;
         }
@@ -22,18 +22,13 @@ public static class FormulaWeights
             u[i] = name.EndsWith("running_var", StringComparison.Ordinal) ? 1f + 0.25f * (x + 1f)
                 : name.EndsWith("running_mean", StringComparison.Ordinal) ? 0.1f * x
                 : name.EndsWith("scale_weight", StringComparison.Ordinal) ? 20f + 2f * x
-                : IsNorm(name) && name.EndsWith(".weight", StringComparison.Ordinal) ? 1f + 0.1f * x
-                : name.EndsWith("cls_logits.bias", StringComparison.Ordinal) ? 2.5f * x - 3f
-                : name.StartsWith("head.classification_head.module_list.", StringComparison.Ordinal) && name.EndsWith(".bias", StringComparison.Ordinal) ? 2f * x
+                : name.EndsWith(".weight", StringComparison.Ordinal) ? 1f + 0.1f * x   // 1-D weights are norm weights
+                : name.EndsWith("cls_logits.bias", StringComparison.Ordinal) || name == "cls_head.8.bias" ? 2.5f * x - 3f
+                : (name.StartsWith("head.classification_head.module_list.", StringComparison.Ordinal) || name.StartsWith("conf.", StringComparison.Ordinal))
+                    && name.EndsWith(".bias", StringComparison.Ordinal) ? 2f * x
                 : 0.1f * x;
         }
         return u;
-    }
-
-    private static bool IsNorm(string name)
-    {
-        var parts = name.Split('.');
-        return parts.Length >= 2 && (parts[^2].StartsWith("bn", StringComparison.Ordinal) || (parts[^2] == "1" && parts.Length >= 3 && parts[^3] == "downsample"));
     }
 
     /// <summary>A state dict holding the formula value of every expected parameter.</summary>
