@@ -475,20 +475,25 @@ extern "C" __global__ void nms_class(Params P, Slots sl, const int* __restrict__
             ss[i] = s;
         }
         __syncthreads();
-        int W = (cnt + 63) / 64;
-        for (int t = threadIdx.x; t < cnt * W; t += blockDim.x)
+        // one warp per row i, lanes over columns j > i, bits gathered by ballot (warp-uniform loops, no bank conflicts)
+        int W = (cnt + 63) / 64, lane = threadIdx.x & 31;
+        for (int i = threadIdx.x >> 5; i < cnt; i += blockDim.x >> 5)
         {
-            int i = t / W, w = t - i * W, j0 = w * 64, j1 = min(cnt, j0 + 64);
-            u64 bits = 0;
             float4 a = sb[i];
-            for (int j = max(j0, i + 1); j < j1; j++)
-                if (suppresses(a, sb[j], P.iouBelow)) bits |= 1ull << (j - j0);
-            mask[t] = bits;
+            for (int w = 0; w < W; w++)
+            {
+                int j0 = w * 64;
+                if (j0 + 63 <= i) { if (lane == 0) mask[i * W + w] = 0; continue; }
+                int ja = j0 + lane, jb = ja + 32;
+                bool lo = ja > i && ja < cnt && suppresses(a, sb[ja], P.iouBelow);
+                bool hi = jb > i && jb < cnt && suppresses(a, sb[jb], P.iouBelow);
+                unsigned blo = __ballot_sync(0xffffffffu, lo), bhi = __ballot_sync(0xffffffffu, hi);
+                if (lane == 0) mask[i * W + w] = ((u64)bhi << 32) | blo;
+            }
         }
         __syncthreads();
         if (threadIdx.x < 32)
         {
-            int lane = threadIdx.x;
             u64 removed = 0;
             for (int i = 0; i < cnt; i++)
             {
