@@ -19,6 +19,17 @@ public struct DetectParams
     public int Anchors, Classes, K, Cap, Segments, Slots;
     public float Threshold;
     public DetectCoder Coder;
+    /// <summary>RetinaNet: logits at or below this cannot pass the threshold (skipped, as the CPU post-processor does).</summary>
+    public float LogitFloor;
+    /// <summary>The largest float at or below the NMS threshold: (double)iou &gt; threshold exactly when iou &gt; IouBelow.</summary>
+    public float IouBelow;
+
+    /// <summary>The largest float not above <paramref name="threshold"/>.</summary>
+    public static float FloatAtOrBelow(double threshold)
+    {
+        float f = (float)threshold;
+        return f > threshold ? MathF.BitDecrement(f) : f;
+    }
 }
 
 /// <summary>Device pointers of the per-image candidate slots (struct Slots of Kernels/detect.cu).</summary>
@@ -116,8 +127,8 @@ public sealed class DetectionKernels
     public void ImageStats(int n, DetectParams p, DetectSlots s) => Launch.Kernel(Fn("image_stats", 0), (uint)n, 256, 0, _b.Stream, p, s);
 
     /// <summary>grpSlot 0 for SSD (groups are the class segments), else RetinaNet's class groups.</summary>
-    public void NmsClass(int n, int groups, DetectParams p, DetectSlots s, ulong grpSlot, ulong grpStart, ulong grpEnd, double iou, int offsetLimit) =>
-        Launch.Kernel(Fn("nms_class", 0), new Dim3((uint)groups, (uint)n), 256, 0, _b.Stream, p, s, grpSlot, grpStart, grpEnd, groups, iou, offsetLimit);
+    public void NmsClass(int n, int groups, DetectParams p, DetectSlots s, ulong grpSlot, ulong grpStart, ulong grpEnd, int offsetLimit) =>
+        Launch.Kernel(Fn("nms_class", 0), new Dim3((uint)groups, (uint)n), 256, 0, _b.Stream, p, s, grpSlot, grpStart, grpEnd, groups, offsetLimit);
 
     public void FinalTopD(int n, int detections, DetectParams p, DetectSlots s, ulong counts, ulong boxes, ulong scores, ulong labels, ulong packed)
     {

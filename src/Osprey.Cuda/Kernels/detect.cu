@@ -25,8 +25,10 @@
 struct Coder { float wx, wy, ww, wh, clip; };
 struct Levels { int count; int first[MAX_LEVELS]; int anchors[MAX_LEVELS]; int chunk0[MAX_LEVELS + 1]; };
 // Shapes and options (Osprey.Cuda.Detection.DetectParams): A anchors, K classes, k candidates per segment, cap the
-// top-k sort capacity, segs segments per image, S = segs * k candidate slots per image.
-struct Params { int A; int K; int k; int cap; int segs; int S; float thr; Coder cd; };
+// top-k sort capacity, segs segments per image, S = segs * k candidate slots per image; logitFloor: RetinaNet logits
+// at or below it cannot pass the threshold (the CPU's shortcut, same value); iouBelow: the largest float <= the
+// double NMS threshold, so (double)iou > threshold <=> iou > iouBelow.
+struct Params { int A; int K; int k; int cap; int segs; int S; float thr; Coder cd; float logitFloor; float iouBelow; };
 // Per-image candidate slots (n * S + slot) and per-segment counts (n * segs + seg) (DetectSlots).
 struct Slots { float4* box; float* score; int* label; int* count; unsigned char* kept; float* imgMax; int* imgTotal; };
 
@@ -193,10 +195,11 @@ __device__ void ssd_softmax(const T* __restrict__ x, float* __restrict__ probsT,
         const float* row = rows + r * C;
         float mx = -__int_as_float(0x7f800000);
         for (int c = 0; c < C; c++) { float v = row[c]; mx = (v != v || v > mx) ? v : mx; }
+        float* e = rows + r * C;
         float sum = 0.0f;
-        for (int c = 0; c < C; c++) sum += exp_f(row[c] - mx);
+        for (int c = 0; c < C; c++) { float v = exp_f(row[c] - mx); e[c] = v; sum += v; }
         float inv = 1.0f / sum;
-        for (int c = 1; c < C; c++) probsT[((i64)n * (C - 1) + (c - 1)) * A + a0 + r] = exp_f(row[c] - mx) * inv;
+        for (int c = 1; c < C; c++) probsT[((i64)n * (C - 1) + (c - 1)) * A + a0 + r] = e[c] * inv;
     }
 }
 extern "C" __global__ void ssd_softmax_f32(const float* x, float* p, int A, int C, int apb) { ssd_softmax<float>(x, p, A, C, apb); }
@@ -254,11 +257,13 @@ template <typename T>
 struct SigmoidSrc
 {
     const T* x;
-    float thr;
+    float thr, floor;
     unsigned idx0;
     __device__ __forceinline__ bool get(int i, u64& key) const
     {
-        float s = 1.0f / (1.0f + exp_f(-Num<T>::to(x[i])));
+        float v = Num<T>::to(x[i]);
+        if (!(v > floor)) return false;
+        float s = 1.0f / (1.0f + exp_f(-v));
         if (!(s > thr)) return false;
         key = desc_key(s, idx0 + (unsigned)i);
         return true;
@@ -285,7 +290,7 @@ __device__ void retina_chunk(const T* __restrict__ logits, Levels lv, int chunk,
     int l = level_of_chunk(lv, j);
     i64 len = (i64)lv.anchors[l] * K, start = (i64)(j - lv.chunk0[l]) * chunk;
     int clen = (int)min((i64)chunk, len - start);
-    SigmoidSrc<T> src{logits + ((i64)n * A + lv.first[l]) * K + start, thr, (unsigned)start};
+    SigmoidSrc<T> src{logits + ((i64)n * A + lv.first[l]) * K + start, thr, P.logitFloor, (unsigned)start};
     unsigned m = block_topk(src, clen, (unsigned)k, (unsigned)cap, buf, st);
     u64* out = chunkKeys + ((i64)n * chunks + j) * k;
     for (unsigned r = threadIdx.x; r < m; r += blockDim.x) out[r] = buf[r];
@@ -420,21 +425,23 @@ extern "C" __global__ void image_stats(Params P, Slots sl)
 }
 
 // torchvision nms's IoU in float32, compared in double against the threshold (as the CPU).
-__device__ __forceinline__ bool suppresses(float4 a, float4 b, double iou)
+// iouBelow is the largest float <= the double threshold; a zero (or NaN) intersection never suppresses.
+__device__ __forceinline__ bool suppresses(float4 a, float4 b, float iouBelow)
 {
-    float area = (a.z - a.x) * (a.w - a.y);
     float w = fmaxf(0.0f, fminf(a.z, b.z) - fmaxf(a.x, b.x));
     float h = fmaxf(0.0f, fminf(a.w, b.w) - fmaxf(a.y, b.y));
     float inter = w * h;
+    if (!(inter > 0.0f)) return false;
+    float area = (a.z - a.x) * (a.w - a.y);
     float ovr = inter / (area + (b.z - b.x) * (b.w - b.y) - inter);
-    return (double)ovr > iou;
+    return ovr > iouBelow;
 }
 
 // Block (class group g, image n): greedy NMS over the group's candidates in (score desc, slot) order; kept[slot] = 0/1.
 // Groups are SSD segments (grpSlot null: slots g * k + i) or RetinaNet classes (grpSlot, grpStart, grpEnd).
 // At most `offsetLimit` candidates in the image: boxes shifted by label * (max + 1) first, as batched_nms does then.
 extern "C" __global__ void nms_class(Params P, Slots sl, const int* __restrict__ grpSlot, const int* __restrict__ grpStart, const int* __restrict__ grpEnd,
-    int G, double iou, int offsetLimit)
+    int G, int offsetLimit)
 {
     const float4* slotBox = sl.box;
     const int* slotLabel = sl.label;
@@ -468,20 +475,25 @@ extern "C" __global__ void nms_class(Params P, Slots sl, const int* __restrict__
             ss[i] = s;
         }
         __syncthreads();
-        int W = (cnt + 63) / 64;
-        for (int t = threadIdx.x; t < cnt * W; t += blockDim.x)
+        // one warp per row i, lanes over columns j > i, bits gathered by ballot (warp-uniform loops, no bank conflicts)
+        int W = (cnt + 63) / 64, lane = threadIdx.x & 31;
+        for (int i = threadIdx.x >> 5; i < cnt; i += blockDim.x >> 5)
         {
-            int i = t / W, w = t - i * W, j0 = w * 64, j1 = min(cnt, j0 + 64);
-            u64 bits = 0;
             float4 a = sb[i];
-            for (int j = max(j0, i + 1); j < j1; j++)
-                if (suppresses(a, sb[j], iou)) bits |= 1ull << (j - j0);
-            mask[t] = bits;
+            for (int w = 0; w < W; w++)
+            {
+                int j0 = w * 64;
+                if (j0 + 63 <= i) { if (lane == 0) mask[i * W + w] = 0; continue; }
+                int ja = j0 + lane, jb = ja + 32;
+                bool lo = ja > i && ja < cnt && suppresses(a, sb[ja], P.iouBelow);
+                bool hi = jb > i && jb < cnt && suppresses(a, sb[jb], P.iouBelow);
+                unsigned blo = __ballot_sync(0xffffffffu, lo), bhi = __ballot_sync(0xffffffffu, hi);
+                if (lane == 0) mask[i * W + w] = ((u64)bhi << 32) | blo;
+            }
         }
         __syncthreads();
         if (threadIdx.x < 32)
         {
-            int lane = threadIdx.x;
             u64 removed = 0;
             for (int i = 0; i < cnt; i++)
             {
@@ -512,7 +524,7 @@ extern "C" __global__ void nms_class(Params P, Slots sl, const int* __restrict__
                 if (!keep[sj]) continue;
                 float4 b = boxes[sj];
                 if (offset) { float o = (float)slotLabel[(i64)n * S + sj] * step; b.x = b.x + o; b.y = b.y + o; b.z = b.z + o; b.w = b.w + o; }
-                if (suppresses(a, b, iou)) keep[sj] = 0;
+                if (suppresses(a, b, P.iouBelow)) keep[sj] = 0;
             }
         }
         __syncthreads();

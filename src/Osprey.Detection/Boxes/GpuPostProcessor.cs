@@ -75,6 +75,9 @@ public sealed class GpuPostProcessor : IDisposable
         {
             Anchors = a, Classes = k, K = topk, Cap = DetectionKernels.CapFor(topk), Threshold = Options.ScoreThreshold,
             Coder = new DetectCoder { Wx = Coder.Wx, Wy = Coder.Wy, Ww = Coder.Ww, Wh = Coder.Wh, Clip = Coder.Clip },
+            // the same shortcut value as RetinaNetPostProcessor: a logit below logit(thr) - margin cannot pass
+            LogitFloor = Options.ScoreThreshold <= 0 ? float.NegativeInfinity : MathF.Log(Options.ScoreThreshold / (1 - Options.ScoreThreshold)) - 1e-3f,
+            IouBelow = DetectParams.FloatAtOrBelow(Options.NmsThreshold),
         };
         ulong lg = Ptr(logits), rg = Ptr(regression), an = Ptr(anchors), sz = Ptr(_sizes!);
         DetectSlots slots;
@@ -115,7 +118,7 @@ public sealed class GpuPostProcessor : IDisposable
             groups = k;
         }
         _kernels.ImageStats(n, p, slots);
-        _kernels.NmsClass(n, groups, p, slots, grpSlot, grpStart, grpEnd, Options.NmsThreshold, OffsetLimit);
+        _kernels.NmsClass(n, groups, p, slots, grpSlot, grpStart, grpEnd, OffsetLimit);
         var result = new GpuDetections(n, d, Device);
         _kernels.FinalTopD(n, d, p, slots, Ptr(result.Counts), Ptr(result.Boxes), Ptr(result.Scores),
             Ptr(result.Labels), Ptr(result.Packed));

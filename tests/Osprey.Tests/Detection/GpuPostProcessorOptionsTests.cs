@@ -40,4 +40,21 @@ public sealed class GpuPostProcessorOptionsTests
         Assert.Equal(cap, DetectionKernels.CapFor(k));
         Assert.True(DetectionKernels.CapFor(k) >= k);
     }
+
+    [Theory]
+    [InlineData(0.5)]
+    [InlineData(0.45)]
+    [InlineData(0.0)]
+    [InlineData(1.0)]
+    [InlineData(0.3)]
+    [InlineData(0.7000000001)]
+    public void FloatThresholdComparesLikeTheDoubleOne(double threshold)
+    {
+        float below = DetectParams.FloatAtOrBelow(threshold);
+        Assert.True(below <= threshold);
+        Assert.True(MathF.BitIncrement(below) > threshold);
+        // every float near the threshold compares the same way against both
+        float f = MathF.BitDecrement(MathF.BitDecrement(below));
+        for (int i = 0; i < 5; i++, f = MathF.BitIncrement(f)) Assert.Equal(f > threshold, f > below);
+    }
 }
