@@ -95,7 +95,7 @@ internal readonly unsafe struct GemmEpilogue(float* bias, int biasLength, bool b
 /// </summary>
 internal static unsafe class Sgemm
 {
-    private const int KC = 256;
+    internal const int KC = 256;
     private const int NC = 1024;
     private const long MinParallelFlops = 1L << 18;
 
@@ -157,7 +157,7 @@ internal static unsafe class Sgemm
         });
     }
 
-    private static bool UseAvx2 => Gemm6x16Avx2.IsSupported && Fma.IsSupported;
+    internal static bool UseAvx2 => Gemm6x16Avx2.IsSupported && Fma.IsSupported;
 
     /// <summary>C (m x n, row stride ldc, cLength floats reachable) = A (m x k) · B (k x n), then the epilogue.</summary>
     public static void Run(int m, int n, int k, MatRef a, MatRef b, float* c, long cLength, long ldc, GemmEpilogue epi)
@@ -179,7 +179,7 @@ internal static unsafe class Sgemm
         int units = job.SplitM ? mTiles : nTiles;
         job.Tasks = threads <= 1 || flops < MinParallelFlops ? 1 : Math.Min(units, threads);
         if (job.Tasks == 1) job.RunTask<TK>(0);
-        else Parallel.For(0, job.Tasks, job.RunTask<TK>);
+        else Parallel2.ForEach(job.Tasks, job.RunTask<TK>);
     }
 
     private sealed class Job(int m, int n, int k, MatRef a, MatRef b, nint c, long cLength, long ldc, GemmEpilogue epi)
