@@ -212,7 +212,7 @@ public sealed partial class CpuBackend
                                 else src.CopyTo(dst);
                             }
                         }
-                        if (last && !epi.IsNone) epi.Apply(cs, ldc, ir, jr, mr, nr);
+                        if (last && !epi.IsNone) epi.ApplyTile(cs, ldc, ir, jr, mr, nr);
                     }
                 }
             }
