@@ -137,7 +137,12 @@ public sealed partial class CpuBackend
             {
                 int gi = (int)(t / mTiles), tile = (int)(t % mTiles);
                 int r0 = tile * TK.MR;
-                PackCol(gi, r0, Math.Min(rows, r0 + TK.MR), 0, kk, TK.MR, xs, cs.Slice((int)(t * TK.MR * kk), TK.MR * kk));
+                var tileCol = cs.Slice((int)(t * TK.MR * kk), TK.MR * kk);
+                for (int pc = 0; pc < kk; pc += Sgemm.KC)
+                {
+                    int kc = Math.Min(Sgemm.KC, kk - pc);
+                    PackCol(gi, r0, Math.Min(rows, r0 + TK.MR), pc, kc, TK.MR, xs, tileCol.Slice(pc * TK.MR, kc * TK.MR));
+                }
             }
         }
 
@@ -219,28 +224,29 @@ public sealed partial class CpuBackend
         }
 
         /// <summary>
-        /// Columns [pc, pc+kc) of col rows [r0, r1) in packed-A order: row r0 + t*mr + i, column pc + q at
-        /// a[t*kc*mr + q*mr + i]; rows past r1 (up to a whole tile) are zero.
+        /// Columns [pc, pc+kc) (kc &lt;= KC) of col rows [r0, r1) in packed-A order: row r0 + t*mr + i, column
+        /// pc + q at a[t*kc*mr + q*mr + i]; rows past r1 (up to a whole tile) are zero. Each tile's rows are
+        /// gathered row-major with plain copies of contiguous runs, then transposed into the panel.
         /// </summary>
         private void PackCol(int gi, int r0, int r1, int pc, int kc, int mr, ReadOnlySpan<float> xs, Span<float> a)
         {
-            int ohw = g.OH * g.OW;
-            for (int r = r0; r < r0 + a.Length / kc; r++)
+            int ohw = g.OH * g.OW, tiles = a.Length / (kc * mr);
+            Span<float> buf = stackalloc float[mr * kc];
+            for (int t = 0; t < tiles; t++)
             {
-                int t = (r - r0) / mr, lane = (r - r0) % mr;
-                var panel = a.Slice(t * kc * mr, kc * mr);
-                if (r >= r1)
+                int tr0 = r0 + t * mr, valid = Math.Min(mr, r1 - tr0);
+                for (int i = 0; i < valid; i++)
                 {
-                    ZeroLane(panel, lane, mr, 0, kc);
-                    continue;
+                    int r = tr0 + i, n = r / ohw, rem = r % ohw;
+                    PackRow(gi, n, rem / g.OW, rem % g.OW, pc, kc, xs, buf.Slice(i * kc, kc));
                 }
-                int n = r / ohw, rem = r % ohw, oh = rem / g.OW, ow = rem % g.OW;
-                PackRow(gi, n, oh, ow, pc, kc, mr, lane, xs, panel);
+                if (valid < mr) buf.Slice(Math.Max(valid, 0) * kc).Clear();
+                PanelTranspose.Run(buf, kc, mr, kc, a.Slice(t * kc * mr, kc * mr), mr);
             }
         }
 
-        /// <summary>One col row (output pixel n, oh, ow), columns [pc, pc+kc), into lane `lane` of its panel.</summary>
-        private void PackRow(int gi, int n, int oh, int ow, int pc, int kc, int mr, int lane, ReadOnlySpan<float> xs, Span<float> panel)
+        /// <summary>Columns [pc, pc+kc) of one col row (output pixel n, oh, ow) into dst (row-major).</summary>
+        private void PackRow(int gi, int n, int oh, int ow, int pc, int kc, ReadOnlySpan<float> xs, Span<float> dst)
         {
             int tapCols = g.KW * g.Cg, pEnd = pc + kc;
             int iw0 = ow * g.SW - g.PW;
@@ -251,16 +257,16 @@ public sealed partial class CpuBackend
                 int p0 = kh * tapCols, ih = oh * g.SH - g.PH + kh * g.DH;
                 if ((uint)ih >= (uint)g.H)
                 {
-                    Segment(p0, p0 + tapCols, -1, pc, pEnd, mr, lane, xs, panel);
+                    Segment(p0, p0 + tapCols, -1, pc, pEnd, xs, dst);
                     continue;
                 }
                 long rowBase = ((long)n * g.H + ih) * g.W;
                 if (rowRun)
                 {
                     int kwLo = Math.Clamp(-iw0, 0, g.KW), kwHi = Math.Clamp(g.W - iw0, kwLo, g.KW);
-                    Segment(p0, p0 + kwLo * g.Cg, -1, pc, pEnd, mr, lane, xs, panel);
-                    Segment(p0 + kwLo * g.Cg, p0 + kwHi * g.Cg, (rowBase + iw0 + kwLo) * g.C, pc, pEnd, mr, lane, xs, panel);
-                    Segment(p0 + kwHi * g.Cg, p0 + tapCols, -1, pc, pEnd, mr, lane, xs, panel);
+                    Segment(p0, p0 + kwLo * g.Cg, -1, pc, pEnd, xs, dst);
+                    Segment(p0 + kwLo * g.Cg, p0 + kwHi * g.Cg, (rowBase + iw0 + kwLo) * g.C, pc, pEnd, xs, dst);
+                    Segment(p0 + kwHi * g.Cg, p0 + tapCols, -1, pc, pEnd, xs, dst);
                     continue;
                 }
                 for (int kw = 0; kw < g.KW; kw++)
@@ -269,24 +275,18 @@ public sealed partial class CpuBackend
                     if (q0 + g.Cg <= pc) continue;
                     if (q0 >= pEnd) break;
                     long src = (uint)iw < (uint)g.W ? (rowBase + iw) * g.C + (long)gi * g.Cg : -1;
-                    Segment(q0, q0 + g.Cg, src, pc, pEnd, mr, lane, xs, panel);
+                    Segment(q0, q0 + g.Cg, src, pc, pEnd, xs, dst);
                 }
             }
         }
 
-        /// <summary>Columns [p0, p1) ∩ [pc, pEnd) of one lane: from xs[src + (p - p0)], or zero when src &lt; 0.</summary>
-        private static void Segment(int p0, int p1, long src, int pc, int pEnd, int mr, int lane, ReadOnlySpan<float> xs, Span<float> panel)
+        /// <summary>Columns [p0, p1) ∩ [pc, pEnd) of one row: from xs[src + (p - p0)], or zero when src &lt; 0.</summary>
+        private static void Segment(int p0, int p1, long src, int pc, int pEnd, ReadOnlySpan<float> xs, Span<float> dst)
         {
             int a = Math.Max(p0, pc), b = Math.Min(p1, pEnd);
             if (a >= b) return;
-            if (src < 0) ZeroLane(panel, lane, mr, a - pc, b - a);
-            else Sgemm.Scatter(xs.Slice((int)(src + (a - p0)), b - a), panel.Slice((a - pc) * mr), lane, mr);
-        }
-
-        private static void ZeroLane(Span<float> panel, int lane, int mr, int q0, int count)
-        {
-            var d = panel.Slice(q0 * mr, count * mr);
-            for (int q = 0; q < count; q++) d[q * mr + lane] = 0;
+            if (src < 0) dst.Slice(a - pc, b - a).Clear();
+            else xs.Slice((int)(src + (a - p0)), b - a).CopyTo(dst.Slice(a - pc, b - a));
         }
     }
 }

@@ -360,7 +360,7 @@ internal static unsafe class Sgemm
             long r0 = i0 + q * mr;
             if (cs == 1)
             {
-                for (int i = 0; i < rows; i++) Scatter(a.Slice((int)((r0 + i) * rs + p0), kc), d, i, mr);
+                PanelTranspose.Run(a.Slice((int)(r0 * rs + p0)), (int)rs, rows, kc, d, mr);
             }
             else if (rs == 1)
             {
@@ -394,13 +394,8 @@ internal static unsafe class Sgemm
             }
             else if (rs == 1)
             {
-                // transposed source: copy in kc-blocks of 16 so each block's stores stay in a 2 KB tile
-                for (int pb = 0; pb < kc; pb += 16)
-                {
-                    int len = Math.Min(16, kc - pb);
-                    var dt = d.Slice(pb * nr, len * nr);
-                    for (int j = 0; j < cols; j++) Scatter(b.Slice((int)((c0 + j) * cs + p0 + pb), len), dt, j, nr);
-                }
+                // transposed source: columns of B are rows in memory
+                PanelTranspose.Run(b.Slice((int)(c0 * cs + p0)), (int)cs, cols, kc, d, nr);
             }
             else
             {
