@@ -2,7 +2,7 @@ using System.Globalization;
 using Osprey.Bench;
 
 // osprey benchmarks: `Osprey.Bench <mode> [options]`, one line per mode below.
-//   cpu [--json FILE] [--runs N] [--no-torch]: SGEMM GFLOPS and ResNet-50 forward latency on the CPU backend,
+//   cpu [--json FILE] [--runs N] [--no-torch] [--sizes 1024,4096|none]: SGEMM GFLOPS and ResNet-50 forward latency on the CPU backend,
 //       side by side with PyTorch (bench/cpu/torch_cpu.py, run with /usr/bin/python3 in the same invocation).
 //   cpu-convs [--batch N] [--reps N] [--only CIN-COUT-K-S-H]: each distinct ResNet-50 convolution alone (channels_last), wall and CPU ms
 //       per call and the count-weighted total: where the CPU forward's time goes.
@@ -38,6 +38,9 @@ static int Cpu(string[] args)
             case "--json" when i + 1 < args.Length: options = options with { JsonPath = args[++i] }; break;
             case "--runs" when i + 1 < args.Length: options = options with { Runs = int.Parse(args[++i], CultureInfo.InvariantCulture) }; break;
             case "--no-torch": options = options with { Torch = false }; break;
+            case "--sizes" when i + 1 < args.Length:
+                options = options with { GemmSizes = args[++i] == "none" ? [] : args[i].Split(',').Select(v => int.Parse(v, CultureInfo.InvariantCulture)).ToArray() };
+                break;
             default:
                 Console.Error.WriteLine($"cpu: unknown or incomplete option '{args[i]}'");
                 return 2;
