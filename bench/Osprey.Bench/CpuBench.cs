@@ -9,12 +9,12 @@ using Osprey.Core.Tensors;
 namespace Osprey.Bench;
 
 public sealed record CpuBenchOptions(string? JsonPath = null, int Runs = 5, int Warmup = 2, bool Torch = true,
-    string Python = "/usr/bin/python3", string TorchScript = "bench/cpu/torch_cpu.py");
+    string Python = "/usr/bin/python3", string TorchScript = "bench/cpu/torch_cpu.py", int[]? GemmSizes = null);
 
 /// <summary>CPU backend vs PyTorch: SGEMM at 1024 and 4096, ResNet-50 batch 1 and 8 at 224x224, FP32, medians after warm-up.</summary>
 public static class CpuBench
 {
-    private static readonly int[] Sizes = [1024, 4096];
+    private static readonly int[] DefaultSizes = [1024, 4096];
     private static readonly int[] Batches = [1, 8];
 
     public static int Run(CpuBenchOptions o)
@@ -22,7 +22,7 @@ public static class CpuBench
         var ci = CultureInfo.InvariantCulture;
         Console.WriteLine($"osprey cpu bench: {Environment.ProcessorCount} threads, kernel {CpuBackend.GemmKernel}, .NET {Environment.Version}, load average {LoadAverage()}");
         var gemm = new Dictionary<int, double>();
-        foreach (int n in Sizes)
+        foreach (int n in o.GemmSizes ?? DefaultSizes)
         {
             using var a = Tensor.FromArray(ResNet50.Uniform(new Random(1), n * n, 1), n, n);
             using var b = Tensor.FromArray(ResNet50.Uniform(new Random(2), n * n, 1), n, n);
@@ -147,6 +147,11 @@ public static class CpuBench
         };
         foreach (var a in new[] { o.TorchScript, "--runs", o.Runs.ToString(CultureInfo.InvariantCulture), "--warmup", o.Warmup.ToString(CultureInfo.InvariantCulture) })
             psi.ArgumentList.Add(a);
+        if (o.GemmSizes is not null)
+        {
+            psi.ArgumentList.Add("--sizes");
+            psi.ArgumentList.Add(string.Join(',', o.GemmSizes));
+        }
         using var p = Process.Start(psi) ?? throw new InvalidOperationException($"could not start {o.Python}");
         var stderr = p.StandardError.ReadToEndAsync();
         string stdout = p.StandardOutput.ReadToEnd();

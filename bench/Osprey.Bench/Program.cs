@@ -2,8 +2,10 @@ using System.Globalization;
 using Osprey.Bench;
 
 // osprey benchmarks: `Osprey.Bench <mode> [options]`, one line per mode below.
-//   cpu [--json FILE] [--runs N] [--no-torch]: SGEMM GFLOPS and ResNet-50 forward latency on the CPU backend,
+//   cpu [--json FILE] [--runs N] [--no-torch] [--sizes 1024,4096|none]: SGEMM GFLOPS and ResNet-50 forward latency on the CPU backend,
 //       side by side with PyTorch (bench/cpu/torch_cpu.py, run with /usr/bin/python3 in the same invocation).
+//   cpu-convs [--batch N] [--reps N] [--only CIN-COUT-K-S-H]: each distinct ResNet-50 convolution alone (channels_last), wall and CPU ms
+//       per call and the count-weighted total: where the CPU forward's time goes.
 //   coco-eval --data DIR [--repeat N] [--python PATH]: COCO bbox evaluation of a val2017-sized synthetic set
 //       (tools/coco_cases.py bench-gen) by Osprey and by pycocotools (tools/coco_cases.py bench-time), same run.
 //   gpu-core [--torch FILE]: element-wise bandwidth vs device-to-device copy, small-op launch overhead with and
@@ -22,6 +24,7 @@ using Osprey.Bench;
 return args.FirstOrDefault() switch
 {
     "cpu" => Cpu(args),
+    "cpu-convs" => CpuConvProfile.Run(args[1..]),
     "coco-eval" => CocoEvalBench.Run(args[1..]),
     "gpu-core" => GpuCoreBench.Run(args[1..]),
     "gpu-libs" => GpuLibsBench.Run(args[1..]),
@@ -34,7 +37,7 @@ return args.FirstOrDefault() switch
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: Osprey.Bench <mode> [options]; modes: cpu, coco-eval, gpu-core, gpu-libs, gpu-detect, gpu-infer, autograd, train-loss");
+    Console.Error.WriteLine("usage: Osprey.Bench <mode> [options]; modes: cpu, cpu-convs, coco-eval, gpu-core, gpu-libs, gpu-detect, gpu-infer, autograd, train-loss");
     return 2;
 }
 
@@ -48,6 +51,9 @@ static int Cpu(string[] args)
             case "--json" when i + 1 < args.Length: options = options with { JsonPath = args[++i] }; break;
             case "--runs" when i + 1 < args.Length: options = options with { Runs = int.Parse(args[++i], CultureInfo.InvariantCulture) }; break;
             case "--no-torch": options = options with { Torch = false }; break;
+            case "--sizes" when i + 1 < args.Length:
+                options = options with { GemmSizes = args[++i] == "none" ? [] : args[i].Split(',').Select(v => int.Parse(v, CultureInfo.InvariantCulture)).ToArray() };
+                break;
             default:
                 Console.Error.WriteLine($"cpu: unknown or incomplete option '{args[i]}'");
                 return 2;

@@ -3,7 +3,7 @@
 torchvision ResNet-50 forward latency (eval, no_grad, FP32, NCHW and channels_last), median of
 several timed runs after warm-up, on 2 threads. Prints one JSON object on stdout.
 
-usage: torch_cpu.py [--sizes 1024,4096] [--batches 1,8] [--runs 5] [--warmup 2]
+usage: torch_cpu.py [--sizes 1024,4096 (empty: no GEMM)] [--batches 1,8] [--runs 5] [--warmup 2]
 """
 import argparse
 import json
@@ -43,7 +43,7 @@ def main():
     out = {"torch": torch.__version__, "torchvision": torchvision.__version__,
            "threads": torch.get_num_threads(), "sgemm_gflops": {}, "resnet50_ms": {}, "resnet50_channels_last_ms": {},
            "resnet50_cpu_ms": {}, "resnet50_channels_last_cpu_ms": {}}
-    for n in (int(s) for s in args.sizes.split(",")):
+    for n in (int(s) for s in args.sizes.split(",") if s):
         a = torch.randn(n, n)
         b = torch.randn(n, n)
         runs = args.runs if n <= 2048 else max(3, args.runs // 2)

@@ -6,9 +6,8 @@ namespace Osprey.Core.Cpu;
 
 /// <summary>
 /// Convolution as matrix products. NCHW: per image and group, Y[Og, OH*OW] = W[Og, Cg*KH*KW] · col,
-/// where col is the im2col matrix (or the input itself for 1x1 stride-1 convs). NHWC: Y[OH*OW, Og] =
-/// col[OH*OW, KH*KW*Cg] · Wᵀ, where col rows are runs of channels copied per tap; 1x1 stride-1
-/// convs are one product over the whole batch with no copy. Depthwise convs use a direct kernel.
+/// where col is the im2col matrix (or the input itself for 1x1 stride-1 convs). NHWC: one implicit
+/// GEMM over the whole batch (CpuBackend.Conv2dNhwc.cs). Depthwise convs use a direct kernel.
 /// The epilogue runs on each finished GEMM tile while it is still in cache.
 /// </summary>
 public sealed partial class CpuBackend
@@ -109,115 +108,6 @@ public sealed partial class CpuBackend
                     var srow = plane.Slice(ih * g.W, g.W);
                     if (g.SW == 1) srow.Slice(owLo + dx, owHi - owLo).CopyTo(d.Slice(owLo, owHi - owLo));
                     else for (int ow = owLo; ow < owHi; ow++) d[ow] = srow[ow * g.SW + dx];
-                }
-            }
-        });
-    }
-
-    private static unsafe void ConvNhwc(ConvGeometry g, float* x, long xLen, float* w, long wLen,
-        float* bias, float* res, UnaryOp act, float* y, long yLen)
-    {
-        int og = g.O / g.Groups, kk = g.KH * g.KW * g.Cg, ohw = g.OH * g.OW;
-        if (g.IsPointwise && g.Groups == 1)
-        {
-            // y[N*H*W, O] = x[N*H*W, C] · w[O, C]ᵀ, with wᵀ packed once here when every thread would pack all of it
-            int rows = g.N * ohw;
-            var epi = new GemmEpilogue(bias, g.O, false, res, yLen, act);
-            if (!Sgemm.SharesB(rows, g.O, g.C))
-            {
-                Sgemm.Run(rows, g.O, g.C, new MatRef(x, xLen, g.C, 1), new MatRef(w, wLen, 1, g.C), y, yLen, g.O, epi);
-                return;
-            }
-            long wpLen = Sgemm.PackedBLength(g.C, g.O);
-            float[] wT = ArrayPool<float>.Shared.Rent((int)wpLen);
-            try
-            {
-                fixed (float* pwT = wT)
-                {
-                    Sgemm.PackWholeB(g.C, g.O, new MatRef(w, wLen, 1, g.C), pwT, wT.Length);
-                    Sgemm.Run(rows, g.O, g.C, new MatRef(x, xLen, g.C, 1), MatRef.PackedB(pwT, wT.Length), y, yLen, g.O, epi);
-                }
-            }
-            finally
-            {
-                ArrayPool<float>.Shared.Return(wT);
-            }
-            return;
-        }
-        // im2col straight into the GEMM's packed-A panel order, so the big operand is copied once
-        int mr = Sgemm.PanelRows;
-        int colLen = (ohw + mr - 1) / mr * mr * kk;
-        // and each group's weights packed once, shared by every image and thread (when more than one would pack them)
-        bool prepack = g.N > 1 || Sgemm.SharesB(ohw, og, kk);
-        float[] col = ArrayPool<float>.Shared.Rent(colLen);
-        float[] wp = ArrayPool<float>.Shared.Rent(prepack ? (int)Sgemm.PackedBLength(kk, og) : 0);
-        try
-        {
-            fixed (float* pc = col, pwp = wp)
-            {
-                for (int gi = 0; gi < g.Groups; gi++)
-                {
-                    long wo = (long)gi * og * kk;
-                    var bm = new MatRef(w + wo, wLen - wo, 1, kk);
-                    if (prepack)
-                    {
-                        Sgemm.PackWholeB(kk, og, bm, pwp, wp.Length);
-                        bm = MatRef.PackedB(pwp, wp.Length);
-                    }
-                    for (int n = 0; n < g.N; n++)
-                    {
-                        long xo = (long)n * g.H * g.W * g.C + gi * g.Cg;
-                        Im2ColNhwcPacked(g, new MatRef(x + xo, xLen - xo, 0, 0), (nint)pc, colLen, mr);
-                        long yo = (long)n * ohw * g.O + gi * og;
-                        var epi = new GemmEpilogue(bias is null ? null : bias + gi * og, og, false, res is null ? null : res + yo, yLen - yo, act);
-                        Sgemm.Run(ohw, og, kk, MatRef.PackedA(pc, colLen), bm, y + yo, yLen - yo, g.O, epi);
-                    }
-                }
-            }
-        }
-        finally
-        {
-            ArrayPool<float>.Shared.Return(wp);
-            ArrayPool<float>.Shared.Return(col);
-        }
-    }
-
-    /// <summary>
-    /// The NHWC im2col matrix col[oh*OW + ow, (kh*KW + kw)*Cg + c] = x[oh*sh - ph + kh*dh, ow*sw - pw + kw*dw, c]
-    /// (0 outside), for one image and group (x points at channel g*Cg), written in packed-A panel order:
-    /// row r, column p at [(r / mr) * K * mr + p * mr + r % mr]; rows past OH*OW are zero.
-    /// </summary>
-    private static unsafe void Im2ColNhwcPacked(ConvGeometry g, MatRef x, nint col, int colLen, int mr)
-    {
-        int kk = g.KH * g.KW * g.Cg, rows = g.OH * g.OW, panels = (rows + mr - 1) / mr;
-        Parallel2.For(panels, (long)mr * kk, (lo, hi) =>
-        {
-            var src = x.Span;
-            var dst = new Span<float>((void*)col, colLen);
-            for (long q = lo; q < hi; q++)
-            {
-                var panel = dst.Slice((int)(q * kk * mr), kk * mr);
-                for (int i = 0; i < mr; i++)
-                {
-                    long r = q * mr + i;
-                    if (r >= rows)
-                    {
-                        for (int p = 0; p < kk; p++) panel[p * mr + i] = 0;
-                        continue;
-                    }
-                    int oh = (int)(r / g.OW), ow = (int)(r % g.OW);
-                    for (int kh = 0; kh < g.KH; kh++)
-                    {
-                        int ih = oh * g.SH - g.PH + kh * g.DH;
-                        for (int kw = 0; kw < g.KW; kw++)
-                        {
-                            int iw = ow * g.SW - g.PW + kw * g.DW;
-                            var d = panel.Slice((kh * g.KW + kw) * g.Cg * mr);
-                            if ((uint)ih >= (uint)g.H || (uint)iw >= (uint)g.W)
-                                for (int c = 0; c < g.Cg; c++) d[c * mr + i] = 0;
-                            else Sgemm.Scatter(src.Slice((ih * g.W + iw) * g.C, g.Cg), d, i, mr);
-                        }
-                    }
                 }
             }
         });

@@ -64,6 +64,75 @@ internal readonly unsafe struct GemmEpilogue(float* bias, int biasLength, bool b
         }
     }
 
+    /// <summary>
+    /// <see cref="Apply"/> for a tile whose width is a whole number of vectors, in one pass per row when the
+    /// activation is identity or relu (the common fused case); other activations take <see cref="Apply"/>.
+    /// Same operations in the same order as <see cref="Apply"/>, so the results are identical.
+    /// </summary>
+    public void ApplyTile(Span<float> c, long ldc, int row, int col, int rows, int cols)
+    {
+        var kind = Activation.Kind;
+        if (kind != UnaryKind.Identity && kind != UnaryKind.Relu) Apply(c, ldc, row, col, rows, cols);
+        else if (Vector512.IsHardwareAccelerated && cols % Vector512<float>.Count == 0) ApplyTile512(c, ldc, row, col, rows, cols, kind == UnaryKind.Relu);
+        else if (Vector256.IsHardwareAccelerated && cols % Vector256<float>.Count == 0) ApplyTile256(c, ldc, row, col, rows, cols, kind == UnaryKind.Relu);
+        else Apply(c, ldc, row, col, rows, cols);
+    }
+
+    private void ApplyTile512(Span<float> c, long ldc, int row, int col, int rows, int cols, bool relu)
+    {
+        var bias = new ReadOnlySpan<float>((void*)_bias, _bias == 0 ? 0 : BiasLength);
+        var res = new ReadOnlySpan<float>((void*)_residual, _residual == 0 ? 0 : (int)Math.Min(ResidualLength, int.MaxValue));
+        bool hasBias = _bias != 0, hasRes = _residual != 0, colBias = hasBias && !BiasPerRow;
+        ReadOnlySpan<float> bv = colBias ? bias.Slice(col, cols) : default;
+        ref float pb = ref MemoryMarshal.GetReference(bv);
+        for (int i = 0; i < rows; i++)
+        {
+            int off = (int)((row + i) * ldc + col);
+            var y = c.Slice(off, cols);
+            var r = hasRes ? res.Slice(off, cols) : default;
+            ref float py = ref MemoryMarshal.GetReference(y);
+            ref float pr = ref MemoryMarshal.GetReference(r);
+            var rowBias = Vector512.Create(hasBias && BiasPerRow ? bias[row + i] : 0f);
+            for (int j = 0; j < cols; j += Vector512<float>.Count)
+            {
+                var v = Vector512.LoadUnsafe(ref py, (nuint)j);
+                if (colBias) v += Vector512.LoadUnsafe(ref pb, (nuint)j);
+                else if (hasBias) v += rowBias;
+                if (hasRes) v += Vector512.LoadUnsafe(ref pr, (nuint)j);
+                // relu as Activation defines it: x > 0 ? x : (NaN ? x : 0)
+                if (relu) v = Vector512.ConditionalSelect(Vector512.GreaterThan(v, Vector512<float>.Zero) | ~Vector512.Equals(v, v), v, Vector512<float>.Zero);
+                v.StoreUnsafe(ref py, (nuint)j);
+            }
+        }
+    }
+
+    private void ApplyTile256(Span<float> c, long ldc, int row, int col, int rows, int cols, bool relu)
+    {
+        var bias = new ReadOnlySpan<float>((void*)_bias, _bias == 0 ? 0 : BiasLength);
+        var res = new ReadOnlySpan<float>((void*)_residual, _residual == 0 ? 0 : (int)Math.Min(ResidualLength, int.MaxValue));
+        bool hasBias = _bias != 0, hasRes = _residual != 0, colBias = hasBias && !BiasPerRow;
+        ReadOnlySpan<float> bv = colBias ? bias.Slice(col, cols) : default;
+        ref float pb = ref MemoryMarshal.GetReference(bv);
+        for (int i = 0; i < rows; i++)
+        {
+            int off = (int)((row + i) * ldc + col);
+            var y = c.Slice(off, cols);
+            var r = hasRes ? res.Slice(off, cols) : default;
+            ref float py = ref MemoryMarshal.GetReference(y);
+            ref float pr = ref MemoryMarshal.GetReference(r);
+            var rowBias = Vector256.Create(hasBias && BiasPerRow ? bias[row + i] : 0f);
+            for (int j = 0; j < cols; j += Vector256<float>.Count)
+            {
+                var v = Vector256.LoadUnsafe(ref py, (nuint)j);
+                if (colBias) v += Vector256.LoadUnsafe(ref pb, (nuint)j);
+                else if (hasBias) v += rowBias;
+                if (hasRes) v += Vector256.LoadUnsafe(ref pr, (nuint)j);
+                if (relu) v = Vector256.ConditionalSelect(Vector256.GreaterThan(v, Vector256<float>.Zero) | ~Vector256.Equals(v, v), v, Vector256<float>.Zero);
+                v.StoreUnsafe(ref py, (nuint)j);
+            }
+        }
+    }
+
     internal static void AddVec(Span<float> y, ReadOnlySpan<float> x)
     {
         int i = 0;
@@ -95,7 +164,7 @@ internal readonly unsafe struct GemmEpilogue(float* bias, int biasLength, bool b
 /// </summary>
 internal static unsafe class Sgemm
 {
-    private const int KC = 256;
+    internal const int KC = 256;
     private const int NC = 1024;
     private const long MinParallelFlops = 1L << 18;
 
@@ -157,7 +226,7 @@ internal static unsafe class Sgemm
         });
     }
 
-    private static bool UseAvx2 => Gemm6x16Avx2.IsSupported && Fma.IsSupported;
+    internal static bool UseAvx2 => Gemm6x16Avx2.IsSupported && Fma.IsSupported;
 
     /// <summary>C (m x n, row stride ldc, cLength floats reachable) = A (m x k) · B (k x n), then the epilogue.</summary>
     public static void Run(int m, int n, int k, MatRef a, MatRef b, float* c, long cLength, long ldc, GemmEpilogue epi)
@@ -179,7 +248,7 @@ internal static unsafe class Sgemm
         int units = job.SplitM ? mTiles : nTiles;
         job.Tasks = threads <= 1 || flops < MinParallelFlops ? 1 : Math.Min(units, threads);
         if (job.Tasks == 1) job.RunTask<TK>(0);
-        else Parallel.For(0, job.Tasks, job.RunTask<TK>);
+        else Parallel2.ForEach(job.Tasks, job.RunTask<TK>);
     }
 
     private sealed class Job(int m, int n, int k, MatRef a, MatRef b, nint c, long cLength, long ldc, GemmEpilogue epi)
@@ -263,7 +332,7 @@ internal static unsafe class Sgemm
                                             else src.CopyTo(dst);
                                         }
                                     }
-                                    if (last && !epi.IsNone) epi.Apply(cs, ldc, row, col, mr, nr);
+                                    if (last && !epi.IsNone) epi.ApplyTile(cs, ldc, row, col, mr, nr);
                                 }
                             }
                         }
@@ -291,7 +360,7 @@ internal static unsafe class Sgemm
             long r0 = i0 + q * mr;
             if (cs == 1)
             {
-                for (int i = 0; i < rows; i++) Scatter(a.Slice((int)((r0 + i) * rs + p0), kc), d, i, mr);
+                PanelTranspose.Run(a.Slice((int)(r0 * rs + p0)), (int)rs, rows, kc, d, mr);
             }
             else if (rs == 1)
             {
@@ -325,13 +394,8 @@ internal static unsafe class Sgemm
             }
             else if (rs == 1)
             {
-                // transposed source: copy in kc-blocks of 16 so each block's stores stay in a 2 KB tile
-                for (int pb = 0; pb < kc; pb += 16)
-                {
-                    int len = Math.Min(16, kc - pb);
-                    var dt = d.Slice(pb * nr, len * nr);
-                    for (int j = 0; j < cols; j++) Scatter(b.Slice((int)((c0 + j) * cs + p0 + pb), len), dt, j, nr);
-                }
+                // transposed source: columns of B are rows in memory
+                PanelTranspose.Run(b.Slice((int)(c0 * cs + p0)), (int)cs, cols, kc, d, nr);
             }
             else
             {

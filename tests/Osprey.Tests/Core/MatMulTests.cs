@@ -83,6 +83,22 @@ public class MatMulTests
         Close.Assert(Reference(a, 1, b, 1, m, k, n, transA, transB), y.ToArray<float>(), Tol(k), 1e-5, $"tA={transA} tB={transB}");
     }
 
+    /// <summary>Packing transposes 8x8 and 4x4 blocks and then scalars: sizes with every kind of remainder, K over one KC block.</summary>
+    [Theory]
+    [InlineData(29, 300, 45, false, true)]
+    [InlineData(29, 300, 45, true, false)]
+    [InlineData(12, 19, 33, false, true)]
+    [InlineData(23, 7, 70, false, false)]
+    [InlineData(5, 531, 3, true, true)]
+    public void Transposes_with_partial_transpose_blocks(int m, int k, int n, bool transA, bool transB)
+    {
+        float[] a = Rand.Floats(m + 7 * k, m * k), b = Rand.Floats(n + 3 * k, k * n);
+        using var ta = transA ? Tensor.FromArray(a, k, m) : Tensor.FromArray(a, m, k);
+        using var tb = transB ? Tensor.FromArray(b, n, k) : Tensor.FromArray(b, k, n);
+        using var y = Op.MatMul(ta, tb, transA, transB);
+        Close.Assert(Reference(a, 1, b, 1, m, k, n, transA, transB), y.ToArray<float>(), Tol(k), 1e-5, $"{m}x{k}x{n} tA={transA} tB={transB}");
+    }
+
     [Theory]
     [InlineData(3, 3, false)]
     [InlineData(3, 1, false)]
