@@ -2,7 +2,8 @@
 # Installs, once, the system libraries Osprey uses on the CPU side: libturbojpeg (JPEG decoding).
 # Sourced by ./osprey and scripts/test.sh. Needs root (or sudo) on Debian/Ubuntu; elsewhere it only warns.
 osprey_deps() {
-    if ldconfig -p 2>/dev/null | grep -q 'libturbojpeg\.so\.0'; then return 0; fi
+    # grep without -q reads all of ldconfig's output: under pipefail, -q's early exit can SIGPIPE ldconfig and read as 'missing'
+    if ldconfig -p 2>/dev/null | grep 'libturbojpeg\.so\.0' >/dev/null; then return 0; fi
     local sudo=""
     if [ "$(id -u)" -ne 0 ]; then
         if command -v sudo >/dev/null; then sudo="sudo"; else
