@@ -99,12 +99,22 @@ public sealed partial class CudaBackend
             Fill(gx, 0); // no output position reads the input
             return;
         }
-        var format = gx.IsContiguous() ? MemoryFormat.Contiguous : MemoryFormat.ChannelsLast;
+        bool nhwc = !gx.IsContiguous();
+        if (ConvBackwardData(gy, weight, p, gx, nhwc ? MemoryFormat.ChannelsLast : MemoryFormat.Contiguous)) return;
+        if (!nhwc) throw NoConvBackward("conv2d_backward_data", gx, weight, p);
+        // cuDNN has no NHWC algorithm for this shape and dtype: compute in NCHW and copy into gx
+        using var gxc = Tensor.Empty(gx.Shape, gx.DType, gx.Device);
+        if (!ConvBackwardData(gy, weight, p, gxc, MemoryFormat.Contiguous)) throw NoConvBackward("conv2d_backward_data", gx, weight, p);
+        Copy(gxc, gx);
+    }
+
+    private bool ConvBackwardData(Tensor gy, Tensor weight, Conv2dParams p, Tensor gx, MemoryFormat format)
+    {
         using var gyf = Op.Contiguous(gy, format);
         using var wf = Op.Contiguous(weight, format);
         var key = KeyOf(gx, wf, p, ConvFusion.None);
-        key = key with { Alignment = Math.Min(key.Alignment, Alignment(gyf.DataPointer, 0)) };
-        RunConvBackward(key, filter: false, gx.DataPointer, wf.DataPointer, gyf);
+        key = key with { Nhwc = format == MemoryFormat.ChannelsLast, Alignment = Math.Min(key.Alignment, Alignment(gyf.DataPointer, 0)) };
+        return RunConvBackward(key, filter: false, gx.DataPointer, wf.DataPointer, gyf);
     }
 
     public void Conv2dBackwardFilter(Tensor x, Tensor gy, Conv2dParams p, Tensor gw)
@@ -118,21 +128,34 @@ public sealed partial class CudaBackend
             return;
         }
         bool nhwc = !x.IsContiguous();
-        var format = nhwc ? MemoryFormat.ChannelsLast : MemoryFormat.Contiguous;
+        if (ConvBackwardFilter(x, gy, p, gw, nhwc ? MemoryFormat.ChannelsLast : MemoryFormat.Contiguous)) return;
+        // cuDNN has no NHWC algorithm for this shape and dtype: compute in NCHW
+        if (!nhwc || !ConvBackwardFilter(x, gy, p, gw, MemoryFormat.Contiguous)) throw NoConvBackward("conv2d_backward_filter", x, gw, p);
+    }
+
+    private bool ConvBackwardFilter(Tensor x, Tensor gy, Conv2dParams p, Tensor gw, MemoryFormat format)
+    {
+        bool nhwc = format == MemoryFormat.ChannelsLast;
+        using var xf = Op.Contiguous(x, format);
         using var gyf = Op.Contiguous(gy, format);
         // cuDNN writes the filter gradient in the data's format (KRSC for NHWC); gw is [O, C/groups, KH, KW] contiguous
         using var dw = nhwc ? Tensor.Empty(gw.Shape, gw.DType, gw.Device, MemoryFormat.ChannelsLast) : gw.Share();
-        var key = KeyOf(x, dw, p, ConvFusion.None);
-        key = key with { Alignment = Math.Min(key.Alignment, Alignment(gyf.DataPointer, 0)) };
-        RunConvBackward(key, filter: true, x.DataPointer, dw.DataPointer, gyf);
+        var key = KeyOf(xf, dw, p, ConvFusion.None);
+        key = key with { Nhwc = nhwc, Alignment = Math.Min(key.Alignment, Alignment(gyf.DataPointer, 0)) };
+        if (!RunConvBackward(key, filter: true, xf.DataPointer, dw.DataPointer, gyf)) return false;
         if (nhwc) Copy(dw, gw);
+        return true;
     }
+
+    private static CudaException NoConvBackward(string op, Tensor x, Tensor w, Conv2dParams p) =>
+        new($"{op}: cuDNN has no algorithm for {x.DType.Name()} input {x.Shape}, weight {w.Shape}, {p} in NCHW");
 
     /// <summary>
     /// Finds (first call per shape) and runs the backward convolution: x is the input (filter) or the input gradient
     /// (data), w the weight gradient (filter) or the weight (data); dy the output gradient in the plan's format.
+    /// False (nothing written) when cuDNN supports no algorithm for the key.
     /// </summary>
-    private unsafe void RunConvBackward(ConvKey key, bool filter, nint x, nint w, Tensor dy)
+    private unsafe bool RunConvBackward(ConvKey key, bool filter, nint x, nint w, Tensor dy)
     {
         string what = filter ? "conv2d_backward_filter" : "conv2d_backward_data";
         lock (_dnnLock)
@@ -157,8 +180,10 @@ public sealed partial class CudaBackend
                 }
                 _convBackwardPlans.Add((key, filter), plan);
             }
+            if (plan.Unsupported) return false;
             using var ws = Workspace((long)plan.WorkspaceBytes);
             plan.Run(_dnnHandle, x, w, dy.DataPointer, (nint)(ws?.Pointer ?? 0));
+            return true;
         }
     }
 
@@ -167,7 +192,7 @@ public sealed partial class CudaBackend
     {
         var key = KeyOf(x, weight, p, ConvFusion.None);
         lock (_dnnLock)
-            return _convBackwardPlans.TryGetValue((key, filter), out var plan) ? (plan.Algo, (ulong)plan.WorkspaceBytes, plan.MeasuredMs) : null;
+            return _convBackwardPlans.TryGetValue((key, filter), out var plan) && !plan.Unsupported ? (plan.Algo, (ulong)plan.WorkspaceBytes, plan.MeasuredMs) : null;
     }
 
     private void DisposeConvBackwardPlans()

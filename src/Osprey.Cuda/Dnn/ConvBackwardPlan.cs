@@ -17,6 +17,8 @@ internal sealed unsafe class ConvBackwardPlan : IDisposable
     public int Algo { get; private set; }
     public nuint WorkspaceBytes { get; private set; }
     public float MeasuredMs { get; private set; }
+    /// <summary>Set when cuDNN offered no usable algorithm for this shape (a NOT_SUPPORTED answer): the caller computes it another way.</summary>
+    public bool Unsupported { get; private set; }
 
     public ConvBackwardPlan(CuDnn dnn, in ConvKey key, bool filter)
     {
@@ -47,16 +49,22 @@ internal sealed unsafe class ConvBackwardPlan : IDisposable
     /// <summary>
     /// Times every applicable algorithm on these buffers (the output, dx or dw, is overwritten) and keeps the
     /// fastest that fits the workspace. x, w, dy: the forward input (or its gradient), weight (or its gradient), output gradient.
+    /// Sets <see cref="Unsupported"/> instead when cuDNN answers NOT_SUPPORTED or no candidate succeeded.
     /// </summary>
     public void Search(nint handle, nint x, nint w, nint dy, nint workspace, nuint workspaceBytes)
     {
         const int Max = 16;
         var perf = stackalloc CudnnConvBwdAlgoPerf[Max];
         int count = 0;
-        if (Filter)
-            _dnn.Check(_dnn.FindConvolutionBackwardFilterAlgorithmEx(handle, Desc.X, x, Desc.Y, dy, Desc.Conv, Desc.W, w, Max, &count, perf, workspace, workspaceBytes));
-        else
-            _dnn.Check(_dnn.FindConvolutionBackwardDataAlgorithmEx(handle, Desc.W, w, Desc.Y, dy, Desc.Conv, Desc.X, x, Max, &count, perf, workspace, workspaceBytes));
+        int status = Filter
+            ? _dnn.FindConvolutionBackwardFilterAlgorithmEx(handle, Desc.X, x, Desc.Y, dy, Desc.Conv, Desc.W, w, Max, &count, perf, workspace, workspaceBytes)
+            : _dnn.FindConvolutionBackwardDataAlgorithmEx(handle, Desc.W, w, Desc.Y, dy, Desc.Conv, Desc.X, x, Max, &count, perf, workspace, workspaceBytes);
+        if (status / 1000 == 3) // CUDNN_STATUS_NOT_SUPPORTED and its sub-codes
+        {
+            Unsupported = true;
+            return;
+        }
+        _dnn.Check(status, Filter ? "cudnnFindConvolutionBackwardFilterAlgorithmEx" : "cudnnFindConvolutionBackwardDataAlgorithmEx");
         for (int i = 0; i < count; i++)
         {
             if (perf[i].Status != 0 || perf[i].Memory > workspaceBytes) continue;
@@ -66,6 +74,11 @@ internal sealed unsafe class ConvBackwardPlan : IDisposable
             // fp32 without TF32 stays on FMA math; otherwise the math type the algorithm was timed with
             if (!(Desc.Key.DType == DType.Float32 && !Desc.Key.Tf32))
                 _dnn.Check(_dnn.SetConvolutionMathType(Desc.Conv, perf[i].MathType));
+            return;
+        }
+        if (count > 0 && AllNotSupported(perf, count))
+        {
+            Unsupported = true;
             return;
         }
         throw new CudaException($"{What}: cuDNN found no usable algorithm for {Desc.Key} ({count} candidates, workspace {workspaceBytes} bytes)");
@@ -81,6 +94,13 @@ internal sealed unsafe class ConvBackwardPlan : IDisposable
         else
             _dnn.Check(_dnn.ConvolutionBackwardData(handle, &one, Desc.W, w, Desc.Y, dy, Desc.Conv, (CudnnConvBwdDataAlgo)Algo,
                 workspace, WorkspaceBytes, &zero, Desc.X, x), "cudnnConvolutionBackwardData");
+    }
+
+    private static bool AllNotSupported(CudnnConvBwdAlgoPerf* perf, int count)
+    {
+        for (int i = 0; i < count; i++)
+            if (perf[i].Status / 1000 != 3) return false;
+        return true;
     }
 
     public void Dispose() => Desc.Dispose();
