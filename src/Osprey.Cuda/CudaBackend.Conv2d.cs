@@ -173,6 +173,7 @@ public sealed partial class CudaBackend
         {
             foreach (var plan in _convPlans.Values) plan.Dispose();
             _convPlans.Clear();
+            DisposeConvBackwardPlans();
             if (_dnn is not null && _dnnHandle != 0)
             {
                 unsafe { _dnn.Destroy(_dnnHandle); }

@@ -6,7 +6,7 @@ namespace Osprey.Cuda.Native;
 // cuDNN 9 (libcudnn.so.9, the shim that loads libcudnn_cnn/ops/graph on demand) through unmanaged
 // function pointers: the "legacy" descriptor API of cudnn_cnn.h / cudnn_ops.h (tensor, filter and
 // convolution descriptors, Find, cudnnConvolutionForward, cudnnConvolutionBiasActivationForward,
-// cudnnAddTensor, cudnnActivationForward). CudaBackend.Conv2d runs exact fp32 on it; fp16/bf16/TF32 go
+// cudnnAddTensor, cudnnActivationForward; cudnnConvolutionBackwardData/Filter and their Find/workspace queries for training). CudaBackend.Conv2d runs exact fp32 on it; fp16/bf16/TF32 go
 // through the backend (graph) API in CuDnnGraph.cs, whose engines are several times faster on Hopper.
 // Values are those of cudnn_graph.h / cudnn_ops.h / cudnn_cnn.h in cuDNN 9.
 
@@ -61,6 +61,43 @@ internal enum CudnnActivationMode
     Swish = 6,
 }
 
+internal enum CudnnConvBwdDataAlgo
+{
+    Algo0 = 0,
+    Algo1 = 1,
+    Fft = 2,
+    FftTiling = 3,
+    Winograd = 4,
+    WinogradNonfused = 5,
+}
+
+internal enum CudnnConvBwdFilterAlgo
+{
+    Algo0 = 0,
+    Algo1 = 1,
+    Fft = 2,
+    Algo3 = 3,
+    Winograd = 4,
+    WinogradNonfused = 5,
+    FftTiling = 6,
+}
+
+/// <summary>
+/// cudnnConvolutionBwdDataAlgoPerf_t and cudnnConvolutionBwdFilterAlgoPerf_t (48 bytes each, the layout of the
+/// forward record): Algo holds the backward algorithm's enum value.
+/// </summary>
+[StructLayout(LayoutKind.Sequential)]
+internal unsafe struct CudnnConvBwdAlgoPerf
+{
+    public int Algo;
+    public int Status;
+    public float Time;
+    public nuint Memory;
+    public int Determinism;
+    public CudnnMathType MathType;
+    public fixed int Reserved[3];
+}
+
 /// <summary>cudnnConvolutionFwdAlgoPerf_t (48 bytes).</summary>
 [StructLayout(LayoutKind.Sequential)]
 internal unsafe struct CudnnConvFwdAlgoPerf
@@ -100,6 +137,12 @@ internal sealed unsafe class CuDnn
     public readonly delegate* unmanaged<nint, nint, nint, nint, nint, CudnnConvFwdAlgo, nuint*, int> GetConvolutionForwardWorkspaceSize;
     public readonly delegate* unmanaged<nint, void*, nint, nint, nint, nint, nint, CudnnConvFwdAlgo, nint, nuint, void*, nint, nint, int> ConvolutionForward;
     public readonly delegate* unmanaged<nint, void*, nint, nint, nint, nint, nint, CudnnConvFwdAlgo, nint, nuint, void*, nint, nint, nint, nint, nint, nint, nint, int> ConvolutionBiasActivationForward;
+    public readonly delegate* unmanaged<nint, nint, nint, nint, nint, nint, nint, nint, int, int*, CudnnConvBwdAlgoPerf*, nint, nuint, int> FindConvolutionBackwardDataAlgorithmEx;
+    public readonly delegate* unmanaged<nint, nint, nint, nint, nint, CudnnConvBwdDataAlgo, nuint*, int> GetConvolutionBackwardDataWorkspaceSize;
+    public readonly delegate* unmanaged<nint, void*, nint, nint, nint, nint, nint, CudnnConvBwdDataAlgo, nint, nuint, void*, nint, nint, int> ConvolutionBackwardData;
+    public readonly delegate* unmanaged<nint, nint, nint, nint, nint, nint, nint, nint, int, int*, CudnnConvBwdAlgoPerf*, nint, nuint, int> FindConvolutionBackwardFilterAlgorithmEx;
+    public readonly delegate* unmanaged<nint, nint, nint, nint, nint, CudnnConvBwdFilterAlgo, nuint*, int> GetConvolutionBackwardFilterWorkspaceSize;
+    public readonly delegate* unmanaged<nint, void*, nint, nint, nint, nint, nint, CudnnConvBwdFilterAlgo, nint, nuint, void*, nint, nint, int> ConvolutionBackwardFilter;
     public readonly delegate* unmanaged<nint*, int> CreateActivationDescriptor;
     public readonly delegate* unmanaged<nint, int> DestroyActivationDescriptor;
     public readonly delegate* unmanaged<nint, CudnnActivationMode, int, double, int> SetActivationDescriptor;
@@ -131,6 +174,12 @@ internal sealed unsafe class CuDnn
         GetConvolutionForwardWorkspaceSize = (delegate* unmanaged<nint, nint, nint, nint, nint, CudnnConvFwdAlgo, nuint*, int>)Export(library, "cudnnGetConvolutionForwardWorkspaceSize");
         ConvolutionForward = (delegate* unmanaged<nint, void*, nint, nint, nint, nint, nint, CudnnConvFwdAlgo, nint, nuint, void*, nint, nint, int>)Export(library, "cudnnConvolutionForward");
         ConvolutionBiasActivationForward = (delegate* unmanaged<nint, void*, nint, nint, nint, nint, nint, CudnnConvFwdAlgo, nint, nuint, void*, nint, nint, nint, nint, nint, nint, nint, int>)Export(library, "cudnnConvolutionBiasActivationForward");
+        FindConvolutionBackwardDataAlgorithmEx = (delegate* unmanaged<nint, nint, nint, nint, nint, nint, nint, nint, int, int*, CudnnConvBwdAlgoPerf*, nint, nuint, int>)Export(library, "cudnnFindConvolutionBackwardDataAlgorithmEx");
+        GetConvolutionBackwardDataWorkspaceSize = (delegate* unmanaged<nint, nint, nint, nint, nint, CudnnConvBwdDataAlgo, nuint*, int>)Export(library, "cudnnGetConvolutionBackwardDataWorkspaceSize");
+        ConvolutionBackwardData = (delegate* unmanaged<nint, void*, nint, nint, nint, nint, nint, CudnnConvBwdDataAlgo, nint, nuint, void*, nint, nint, int>)Export(library, "cudnnConvolutionBackwardData");
+        FindConvolutionBackwardFilterAlgorithmEx = (delegate* unmanaged<nint, nint, nint, nint, nint, nint, nint, nint, int, int*, CudnnConvBwdAlgoPerf*, nint, nuint, int>)Export(library, "cudnnFindConvolutionBackwardFilterAlgorithmEx");
+        GetConvolutionBackwardFilterWorkspaceSize = (delegate* unmanaged<nint, nint, nint, nint, nint, CudnnConvBwdFilterAlgo, nuint*, int>)Export(library, "cudnnGetConvolutionBackwardFilterWorkspaceSize");
+        ConvolutionBackwardFilter = (delegate* unmanaged<nint, void*, nint, nint, nint, nint, nint, CudnnConvBwdFilterAlgo, nint, nuint, void*, nint, nint, int>)Export(library, "cudnnConvolutionBackwardFilter");
         CreateActivationDescriptor = (delegate* unmanaged<nint*, int>)Export(library, "cudnnCreateActivationDescriptor");
         DestroyActivationDescriptor = (delegate* unmanaged<nint, int>)Export(library, "cudnnDestroyActivationDescriptor");
         SetActivationDescriptor = (delegate* unmanaged<nint, CudnnActivationMode, int, double, int>)Export(library, "cudnnSetActivationDescriptor");
