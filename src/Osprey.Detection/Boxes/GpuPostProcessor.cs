@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using Osprey.Core.Backends;
 using Osprey.Core.Tensors;
 using Osprey.Cuda;
@@ -225,11 +226,29 @@ public sealed class GpuPostProcessor : IDisposable
         _scratch.Add(t);
     }
 
+    /// <summary>
+    /// Sets the images' resized sizes for the next runs without queuing the rest (CUDA graph replay: call before each
+    /// launch; with an unchanged batch size the sizes are overwritten in place, keeping the device address the graph reads).
+    /// </summary>
+    public void SetSizes(ReadOnlySpan<ImageSize> resizedSizes)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        _backend.MakeCurrent();
+        UploadSizes(resizedSizes);
+    }
+
     private void UploadSizes(ReadOnlySpan<ImageSize> sizes)
     {
         bool same = _sizes is not null && _sizesHost.Length == sizes.Length * 2;
         for (int i = 0; same && i < sizes.Length; i++) same = _sizesHost[2 * i] == sizes[i].Height && _sizesHost[2 * i + 1] == sizes[i].Width;
         if (same) return;
+        if (_sizes is not null && _sizesHost.Length == sizes.Length * 2)
+        {
+            // same batch size: overwrite in place (stream-ordered), so a captured graph that reads _sizes sees the new sizes
+            for (int i = 0; i < sizes.Length; i++) { _sizesHost[2 * i] = sizes[i].Height; _sizesHost[2 * i + 1] = sizes[i].Width; }
+            _backend.Upload(MemoryMarshal.AsBytes(_sizesHost.AsSpan()), _sizes.Storage, _sizes.Offset * sizeof(int));
+            return;
+        }
         _sizesHost = new int[sizes.Length * 2];
         for (int i = 0; i < sizes.Length; i++) { _sizesHost[2 * i] = sizes[i].Height; _sizesHost[2 * i + 1] = sizes[i].Width; }
         if (_sizes is not null) { _scratch.Remove(_sizes); _sizes.Dispose(); }
