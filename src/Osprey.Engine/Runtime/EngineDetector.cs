@@ -237,9 +237,19 @@ public sealed class EngineDetector : IDisposable
             _exec.Run();
             return RunPost(n, sizes);
         }
-        _gpuPost.SetSizes(sizes);
         if (!_graphs.TryGetValue(n, out var g))
         {
+            if (_graphs.Count == 0)
+            {
+                // size every post-processing buffer for the maximum batch before the first capture: they only grow, and a
+                // reallocation would leave earlier graphs reading freed memory
+                var full = new ImageSize[MaxBatch];
+                for (int i = 0; i < MaxBatch; i++) full[i] = i < n ? sizes[i] : new ImageSize(Spec.Height, Spec.Width);
+                _gpuPost.SetSizes(full);
+                _exec.Run();
+                RunPost(MaxBatch, full).Dispose();
+            }
+            _gpuPost.SetSizes(sizes);
             // warm-up: kernels compiled, convolution plans built, post-processing scratch allocated, so capture allocates
             // only from the caching allocator's free blocks and nothing synchronises
             _exec.Run();
@@ -255,6 +265,7 @@ public sealed class EngineDetector : IDisposable
             g = (graph, result!);
             _graphs[n] = g;
         }
+        else _gpuPost.SetSizes(sizes);
         g.Graph.Launch();
         graphResult = g.Result;
         return null;
