@@ -12,6 +12,8 @@ public static class Program
         {
             InfoCommand.Create(),
             InferCommand.Create(),
+            ExportCommand.Create(),
+            BenchCommand.Create(),
             EvalCommand.Create(),
             DoctorCommand.Create(),
         };

@@ -14,8 +14,9 @@ public static class InferCommand
 {
     public static Command Create()
     {
-        var arch = new Option<string>("--arch") { Description = $"architecture: {string.Join(", ", Architectures.All.Select(a => a.Name))}", Required = true };
-        var weights = new Option<string>("--weights") { Description = "safetensors file or PyTorch .pth/.pt checkpoint", Required = true };
+        var arch = new Option<string>("--arch") { Description = $"architecture: {string.Join(", ", Architectures.All.Select(a => a.Name))}" };
+        var weights = new Option<string>("--weights") { Description = "safetensors file or PyTorch .pth/.pt checkpoint" };
+        var engine = new Option<string?>("--engine") { Description = "engine file from `osprey export` (instead of --arch/--weights)" };
         var images = new Option<string[]>("--images") { Description = "image files and/or directories (JPEG, PNG)", Required = true, AllowMultipleArgumentsPerToken = true, Arity = ArgumentArity.OneOrMore };
         var annotations = new Option<string?>("--annotations") { Description = "COCO annotations JSON: image_id is looked up by file name" };
         var output = new Option<string>("--output") { Description = "COCO results JSON to write", Required = true };
@@ -30,12 +31,12 @@ public static class InferCommand
         var draw = new Option<string?>("--draw") { Description = "write images with boxes and labels to this directory" };
         var cmd = new Command("infer", "Detect objects in images and write COCO results JSON")
         {
-            arch, weights, images, annotations, output, device, batch, precision, resize, maxSize, score, nms, maxDet, draw,
+            arch, weights, engine, images, annotations, output, device, batch, precision, resize, maxSize, score, nms, maxDet, draw,
         };
         cmd.SetAction(r => InferRunner.Run(new InferSettings(
             r.GetValue(arch)!, r.GetValue(weights)!, r.GetValue(images)!, r.GetValue(annotations), r.GetValue(output)!,
             r.GetValue(device)!, r.GetValue(batch), r.GetValue(precision)!, r.GetValue(resize), r.GetValue(maxSize),
-            r.GetValue(score), r.GetValue(nms), r.GetValue(maxDet), r.GetValue(draw))));
+            r.GetValue(score), r.GetValue(nms), r.GetValue(maxDet), r.GetValue(draw)) { Engine = r.GetValue(engine) }));
         return cmd;
     }
 }
@@ -45,6 +46,36 @@ public sealed record InferSettings(
     string Arch, string Weights, string[] Images, string? Annotations, string Output, string Device, int Batch, string Precision,
     int? Resize, int? MaxSize, float? ScoreThreshold, double? NmsThreshold, int? MaxDetections, string? Draw)
 {
+    /// <summary>An engine file to run instead of --arch/--weights (it carries architecture, weights, size, precision and post-processing).</summary>
+    public string? Engine { get; init; }
+
+    /// <summary>Checks that --engine is not combined with what the engine carries; returns the device to load it on.</summary>
+    public Device EngineDevice()
+    {
+        var given = new List<string>();
+        if (!string.IsNullOrEmpty(Arch)) given.Add("--arch");
+        if (!string.IsNullOrEmpty(Weights)) given.Add("--weights");
+        if (Precision != "fp32") given.Add("--precision");
+        if (Resize is not null) given.Add("--resize");
+        if (MaxSize is not null) given.Add("--max-size");
+        if (ScoreThreshold is not null) given.Add("--score-threshold");
+        if (NmsThreshold is not null) given.Add("--nms-threshold");
+        if (MaxDetections is not null) given.Add("--max-detections");
+        if (given.Count > 0)
+            throw new ArgumentException($"--engine carries the architecture, weights, size, precision and post-processing: drop {string.Join(", ", given)} (set them at `osprey export`)");
+        if (Batch < 1) throw new ArgumentException($"--batch {Batch} must be at least 1");
+        try
+        {
+            var device = Core.Tensors.Device.Parse(Device);
+            if (device.Type is not (DeviceType.Cpu or DeviceType.Cuda)) throw new ArgumentException($"--device {Device}: expected cpu, cuda or cuda:N");
+            return device;
+        }
+        catch (FormatException e)
+        {
+            throw new ArgumentException($"--device {Device}: {e.Message}", e);
+        }
+    }
+
     /// <summary>Detector options from the architecture's defaults and the overrides given; throws ArgumentException on bad values.</summary>
     public DetectorOptions ToDetectorOptions(Architecture arch)
     {

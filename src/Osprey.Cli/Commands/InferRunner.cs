@@ -4,6 +4,7 @@ using Osprey.Core;
 using Osprey.Detection;
 using Osprey.Detection.Boxes;
 using Osprey.Detection.Models;
+using Osprey.Engine.Runtime;
 using Osprey.Vision.Codecs;
 using Osprey.Vision.Imaging;
 using Spectre.Console;
@@ -19,18 +20,35 @@ public static class InferRunner
     {
         ArgumentNullException.ThrowIfNull(s);
         var failures = new List<(string File, string Why)>();
-        Detector detector;
+        IDisposable detector;
+        Func<IReadOnlyList<RgbImage>, IReadOnlyList<DetectedObject>[]> detect;
+        string deviceName;
         Dictionary<string, long>? ids = null;
         Dictionary<int, string> names = [];
         List<string> files;
         try
         {
-            var arch = Architectures.Get(s.Arch);
-            var options = s.ToDetectorOptions(arch);
-            files = Gather(s.Images, failures);
-            if (s.Annotations is not null) (ids, names) = ReadAnnotations(s.Annotations);
-            if (s.Draw is not null) Directory.CreateDirectory(s.Draw);
-            detector = Detector.Load(arch.Name, s.Weights, options);
+            if (s.Engine is not null)
+            {
+                var device = s.EngineDevice();
+                files = Gather(s.Images, failures);
+                if (s.Annotations is not null) (ids, names) = ReadAnnotations(s.Annotations);
+                if (s.Draw is not null) Directory.CreateDirectory(s.Draw);
+                var engine = EngineDetector.Load(s.Engine, device);
+                (detector, detect, deviceName) = (engine, engine.Detect, $"{engine.Device} (engine {Path.GetFileName(s.Engine)})");
+            }
+            else
+            {
+                if (string.IsNullOrEmpty(s.Arch) || string.IsNullOrEmpty(s.Weights))
+                    throw new ArgumentException("give --arch and --weights, or --engine");
+                var arch = Architectures.Get(s.Arch);
+                var options = s.ToDetectorOptions(arch);
+                files = Gather(s.Images, failures);
+                if (s.Annotations is not null) (ids, names) = ReadAnnotations(s.Annotations);
+                if (s.Draw is not null) Directory.CreateDirectory(s.Draw);
+                var eager = Detector.Load(arch.Name, s.Weights, options);
+                (detector, detect, deviceName) = (eager, eager.Detect, eager.Device.ToString());
+            }
         }
         catch (Exception e) when (e is ArgumentException or OspreyException or IOException or JsonException or UnauthorizedAccessException)
         {
@@ -71,7 +89,7 @@ public static class InferRunner
                         {
                             try
                             {
-                                var dets = detector.Detect(images);
+                                var dets = detect(images);
                                 for (int i = 0; i < dets.Length; i++)
                                 {
                                     foreach (var d in dets[i]) results.Add((imageIds[i], d));
@@ -107,7 +125,7 @@ public static class InferRunner
             }
             int ok = files.Count - failures.Count(f => files.Contains(f.File));
             AnsiConsole.MarkupLine($"{ok} images, {results.Count} detections in {clock.Elapsed.TotalSeconds:F1} s " +
-                $"({ok / Math.Max(clock.Elapsed.TotalSeconds, 1e-9):F2} images/s) on {Markup.Escape(detector.Device.ToString())}; wrote {Markup.Escape(s.Output)}");
+                $"({ok / Math.Max(clock.Elapsed.TotalSeconds, 1e-9):F2} images/s) on {Markup.Escape(deviceName)}; wrote {Markup.Escape(s.Output)}");
             if (unknown > 0)
                 AnsiConsole.MarkupLine($"[yellow]left out {unknown} detections whose category id is not in the annotations' categories[/]");
             if (s.Annotations is not null) Evaluate(s.Annotations, s.Output, ok);

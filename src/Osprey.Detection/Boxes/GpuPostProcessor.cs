@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using Osprey.Core.Backends;
 using Osprey.Core.Tensors;
 using Osprey.Cuda;
@@ -26,6 +27,7 @@ public sealed class GpuPostProcessor : IDisposable
     private readonly List<Tensor> _scratch = [];
     private Tensor? _probs, _chunkKeys, _chunkCounts, _box, _score, _label, _count, _kept, _imgMax, _imgTotal, _grpSlot, _grpStart, _grpEnd, _sizes;
     private int[] _sizesHost = [];
+    private int _sizesUsed;
     private bool _disposed;
 
     public GpuPostProcessor(DetectorFamily family, PostProcessOptions options, BoxCoder coder, Device device)
@@ -228,16 +230,35 @@ public sealed class GpuPostProcessor : IDisposable
         _scratch.Add(t);
     }
 
+    /// <summary>
+    /// Sets the images' resized sizes for the next runs without queuing the rest (CUDA graph replay: call before each
+    /// launch; the device buffer only grows, so sizes for up to the largest batch seen are written in place at the address a graph reads).
+    /// </summary>
+    public void SetSizes(ReadOnlySpan<ImageSize> resizedSizes)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        _backend.MakeCurrent();
+        UploadSizes(resizedSizes);
+    }
+
     private void UploadSizes(ReadOnlySpan<ImageSize> sizes)
     {
-        bool same = _sizes is not null && _sizesHost.Length == sizes.Length * 2;
+        int need = sizes.Length * 2;
+        bool same = _sizes is not null && _sizesUsed == need;
         for (int i = 0; same && i < sizes.Length; i++) same = _sizesHost[2 * i] == sizes[i].Height && _sizesHost[2 * i + 1] == sizes[i].Width;
         if (same) return;
-        _sizesHost = new int[sizes.Length * 2];
+        if (_sizes is null || _sizesHost.Length < need)
+        {
+            // grows only: a smaller batch overwrites the front in place (stream-ordered), keeping the device address that
+            // captured CUDA graphs read
+            if (_sizes is not null) { _scratch.Remove(_sizes); _sizes.Dispose(); }
+            _sizesHost = new int[need];
+            _sizes = Tensor.Empty(new Shape(need), DType.Int32, Device);
+            _scratch.Add(_sizes);
+        }
         for (int i = 0; i < sizes.Length; i++) { _sizesHost[2 * i] = sizes[i].Height; _sizesHost[2 * i + 1] = sizes[i].Width; }
-        if (_sizes is not null) { _scratch.Remove(_sizes); _sizes.Dispose(); }
-        _sizes = Tensor.FromSpan<int>(_sizesHost, new Shape(_sizesHost.Length), Device);
-        _scratch.Add(_sizes);
+        _sizesUsed = need;
+        _backend.Upload(MemoryMarshal.AsBytes(_sizesHost.AsSpan(0, need)), _sizes.Storage, _sizes.Offset * sizeof(int));
     }
 
     public void Dispose()

@@ -14,32 +14,32 @@ namespace Osprey.Engine.Runtime;
 public sealed class Executor : IDisposable
 {
     private readonly IBackend _backend;
-    private readonly Tensor _weights, _arena;
+    private readonly Tensor _arena;
+    private readonly EngineWeights _weights;
+    private readonly bool _ownsWeights;
     private readonly Dictionary<Value, Tensor> _tensors = [];
     private readonly Step[] _steps;
     private readonly ComputeGraph _graph;
     private bool _disposed;
 
     /// <param name="backend">Must be the registered backend of its device (tensors are created through the registry).</param>
-    public Executor(ComputeGraph graph, IBackend backend, MemoryPlan? plan = null)
+    /// <param name="weights">Weights shared with other executors of the same graph (an execution context each); null uploads this executor's own.</param>
+    public Executor(ComputeGraph graph, IBackend backend, MemoryPlan? plan = null, EngineWeights? weights = null)
     {
         ArgumentNullException.ThrowIfNull(graph);
         ArgumentNullException.ThrowIfNull(backend);
+        if (weights is not null && (weights.Graph != graph || weights.Backend != backend))
+            throw new ArgumentException("executor: shared weights belong to another graph or backend", nameof(weights));
         _graph = graph;
         _backend = backend;
         Plan = plan ?? MemoryPlanner.Plan(graph);
         long align = Plan.Alignment;
-        _weights = Block(backend, Plan.WeightBytes, align);
-        _arena = Block(backend, Plan.ArenaBytes, align);
+        _ownsWeights = weights is null;
+        _weights = weights ?? new EngineWeights(graph, backend, align);
         try
         {
-            long w = 0;
-            foreach (var c in graph.Constants)
-            {
-                backend.Upload(c.Data, _weights.Storage, w);
-                _tensors[c] = View(_weights.Storage, c, w);
-                w += MemoryPlanner.Align(c.Bytes, align);
-            }
+            _arena = Block(backend, Plan.ArenaBytes, align);
+            foreach (var c in graph.Constants) _tensors[c] = _weights[c].Share();
             foreach (var b in Plan.Buffers) _tensors[b.Value] = View(_arena.Storage, b.Value, b.Offset);
             var steps = new List<Step>(graph.Nodes.Count);
             foreach (var n in graph.Nodes)
@@ -66,7 +66,9 @@ public sealed class Executor : IDisposable
 
     public IBackend Backend => _backend;
 
-    private static Tensor View(Storage s, Value v, long byteOffset)
+    public EngineWeights Weights => _weights;
+
+    internal static Tensor View(Storage s, Value v, long byteOffset)
     {
         int size = v.DType.SizeOf();
         if (byteOffset % size != 0) throw new GraphException($"value {v} placed at byte {byteOffset}, not a multiple of {size}");
@@ -94,12 +96,12 @@ public sealed class Executor : IDisposable
         if (_steps is not null) foreach (var s in _steps) s.Dispose();
         foreach (var t in _tensors.Values) t.Dispose();
         _tensors.Clear();
-        _weights?.Dispose();
+        if (_ownsWeights) _weights?.Dispose();
         _arena?.Dispose();
     }
 
     /// <summary>One allocation of a multiple of the alignment, as a byte tensor owning it (views add their own references).</summary>
-    private static Tensor Block(IBackend backend, long bytes, long align)
+    internal static Tensor Block(IBackend backend, long bytes, long align)
     {
         long rows = Math.Max(MemoryPlanner.Align(bytes, align) / align, 1);
         return Tensor.Empty(new Shape(checked((int)rows), (int)align), DType.UInt8, backend.Device);

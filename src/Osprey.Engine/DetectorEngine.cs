@@ -1,0 +1,125 @@
+using System.Globalization;
+using Osprey.Core.IO;
+using Osprey.Core.Tensors;
+using Osprey.Detection.Boxes;
+using Osprey.Detection.Models;
+using Osprey.Engine.Graph;
+using Osprey.Engine.Serialization;
+using Osprey.Engine.Tracing;
+using Osprey.Vision.Transforms;
+
+namespace Osprey.Engine;
+
+/// <summary>What `osprey export` builds: architecture, fixed input size, maximum batch, precision, post-processing.</summary>
+public sealed record DetectorEngineSpec(string Architecture, int Batch, int Height, int Width, DType Precision, PostProcessOptions PostProcess)
+{
+    public void Validate()
+    {
+        var arch = Architectures.Get(Architecture);
+        if (Batch < 1 || Batch > 4096) throw new ArgumentException($"engine: batch {Batch} must be in [1, 4096]");
+        if (Height < 32 || Width < 32 || Height > 4096 || Width > 4096)
+            throw new ArgumentException($"engine: input size {Height}x{Width} must be within [32, 4096] on each side");
+        if (arch.Family == DetectorFamily.RetinaNet && (Height % 32 != 0 || Width % 32 != 0))
+            throw new ArgumentException($"engine: {arch.Name} needs an input size divisible by 32 (FPN strides), got {Height}x{Width}");
+        if (Precision is not (DType.Float32 or DType.Float16))
+            throw new ArgumentException($"engine: precision {Precision} (expected float32 or float16)");
+        ArgumentNullException.ThrowIfNull(PostProcess);
+        PostProcess.Validate();
+    }
+
+    /// <summary>
+    /// How images are resized to fit the fixed input: SSD stretches to it (its own policy); RetinaNet keeps the aspect ratio
+    /// with the longer side at most min(H, W) (its min = max size), and the rest of the input is zero padding.
+    /// </summary>
+    public ResizePolicy Resize
+    {
+        get
+        {
+            var arch = Architectures.Get(Architecture);
+            return arch.Resize.Kind == ResizeKind.Fixed
+                ? new ResizePolicy(ResizeKind.Fixed, Height, Width, 1)
+                : new ResizePolicy(arch.Resize.Kind, Math.Min(Height, Width), Math.Min(Height, Width), 1);
+        }
+    }
+}
+
+/// <summary>Building detector engines (trace, passes) and the metadata that carries their spec in the engine file.</summary>
+public static class DetectorEngines
+{
+    private const string KeyBatch = "batch", KeyHeight = "input_height", KeyWidth = "input_width", KeyPrecision = "precision",
+        KeyScore = "score_threshold", KeyCandidates = "candidates_per_level", KeyNms = "nms_threshold", KeyDetections = "detections_per_image";
+
+    /// <summary>Traces the architecture with these weights at the spec's batch and size, runs the standard passes, records the spec.</summary>
+    public static ComputeGraph Build(DetectorEngineSpec spec, StateDict weights, string source, Action<string>? log = null)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        spec.Validate();
+        var arch = Architectures.Get(spec.Architecture);
+        var graph = GraphTracer.TraceDetector(arch, weights, source, spec.Batch, spec.Height, spec.Width);
+        int traced = graph.Nodes.Count;
+        foreach (var r in EngineBuilder.Optimize(graph, new BuildOptions(spec.Precision)))
+            log?.Invoke($"{r.Pass}: {r.NodesBefore} -> {r.NodesAfter} nodes ({r.Time.TotalMilliseconds:F0} ms)");
+        log?.Invoke($"{arch.Name}: {traced} traced nodes, {graph.Nodes.Count} after passes");
+        var m = graph.Metadata;
+        var c = CultureInfo.InvariantCulture;
+        m[KeyBatch] = spec.Batch.ToString(c);
+        m[KeyHeight] = spec.Height.ToString(c);
+        m[KeyWidth] = spec.Width.ToString(c);
+        m[KeyPrecision] = spec.Precision == DType.Float16 ? "fp16" : "fp32";
+        m[KeyScore] = spec.PostProcess.ScoreThreshold.ToString("R", c);
+        m[KeyCandidates] = spec.PostProcess.CandidatesPerLevel.ToString(c);
+        m[KeyNms] = spec.PostProcess.NmsThreshold.ToString("R", c);
+        m[KeyDetections] = spec.PostProcess.DetectionsPerImage.ToString(c);
+        return graph;
+    }
+
+    /// <summary>The build options recorded in the file header (informational; the graph metadata is what is read back).</summary>
+    public static Dictionary<string, string> HeaderOptions(ComputeGraph graph) =>
+        graph.Metadata.Where(kv => kv.Key != "grids").ToDictionary(kv => kv.Key, kv => kv.Value);
+
+    /// <summary>The spec and feature grids recorded in a graph by <see cref="Build"/>; a missing or bad entry is an <see cref="EngineFormatException"/>.</summary>
+    public static (DetectorEngineSpec Spec, ImageSize[] Grids) ReadSpec(ComputeGraph graph, string source)
+    {
+        ArgumentNullException.ThrowIfNull(graph);
+        var m = graph.Metadata;
+        string Get(string key) => m.TryGetValue(key, out var v) ? v
+            : throw new EngineFormatException($"{source}: not a detector engine (metadata '{key}' missing; build it with `osprey export`)");
+        int Int(string key) => int.TryParse(Get(key), NumberStyles.Integer, CultureInfo.InvariantCulture, out int v) ? v
+            : throw new EngineFormatException($"{source}: metadata '{key}' = '{Get(key)}' is not an integer");
+        double Real(string key) => double.TryParse(Get(key), NumberStyles.Float, CultureInfo.InvariantCulture, out double v) ? v
+            : throw new EngineFormatException($"{source}: metadata '{key}' = '{Get(key)}' is not a number");
+        string name = Get("architecture");
+        if (!Architectures.All.Any(a => a.Name == name)) throw new EngineFormatException($"{source}: unknown architecture '{name}'");
+        var precision = Get(KeyPrecision) switch
+        {
+            "fp16" => DType.Float16,
+            "fp32" => DType.Float32,
+            var p => throw new EngineFormatException($"{source}: metadata precision '{p}' (expected fp16 or fp32)"),
+        };
+        var post = new PostProcessOptions((float)Real(KeyScore), Int(KeyCandidates), Real(KeyNms), Int(KeyDetections));
+        var spec = new DetectorEngineSpec(name, Int(KeyBatch), Int(KeyHeight), Int(KeyWidth), precision, post);
+        try
+        {
+            spec.Validate();
+        }
+        catch (ArgumentException e)
+        {
+            throw new EngineFormatException($"{source}: {e.Message}");
+        }
+        var grids = new List<ImageSize>();
+        foreach (string g in Get("grids").Split(','))
+        {
+            var hw = g.Split('x');
+            if (hw.Length != 2 || !int.TryParse(hw[0], CultureInfo.InvariantCulture, out int gh) || !int.TryParse(hw[1], CultureInfo.InvariantCulture, out int gw) || gh < 1 || gw < 1)
+                throw new EngineFormatException($"{source}: metadata grids '{Get("grids")}' is not a list of HxW");
+            grids.Add(new ImageSize(gh, gw));
+        }
+        var input = graph.Inputs.FirstOrDefault(v => v.Name == "images")
+            ?? throw new EngineFormatException($"{source}: the graph has no input 'images'");
+        if (input.Shape != new Shape(spec.Batch, 3, spec.Height, spec.Width) || input.DType != DType.Float32)
+            throw new EngineFormatException($"{source}: input 'images' is {input.DType}{input.Shape}, the metadata says float32[{spec.Batch}, 3, {spec.Height}, {spec.Width}]");
+        foreach (string o in new[] { "class_logits", "box_regression" })
+            if (!graph.Outputs.Any(v => v.Name == o)) throw new EngineFormatException($"{source}: the graph has no output '{o}'");
+        return (spec, [.. grids]);
+    }
+}
