@@ -100,17 +100,33 @@ public static class BenchRunner
         AnsiConsole.Write(table);
         if (s.Json is not null)
         {
-            var result = new Dictionary<string, object>
-            {
-                ["architecture"] = spec.Architecture, ["height"] = spec.Height, ["width"] = spec.Width,
-                ["precision"] = spec.Precision == DType.Float16 ? "fp16" : "fp32", ["max_batch"] = spec.Batch, ["batch"] = batch,
-                ["device"] = device.ToString(), ["device_name"] = backend.Name, ["cuda_graphs"] = engine.CapturedGraphs,
-                ["images_per_second"] = ips, ["latency_ms_p50"] = Pct(latency, 50), ["latency_ms_p90"] = Pct(latency, 90), ["latency_ms_p99"] = Pct(latency, 99),
-                ["stage_ms_preprocess"] = Median(pre), ["stage_ms_network"] = Median(net), ["stage_ms_postprocess"] = Median(post),
-                ["weights_bytes"] = engine.Weights.Bytes, ["arena_bytes"] = engine.Executor.Plan.ArenaBytes,
-                ["peak_allocated_bytes"] = backend.Memory.PeakBytes, ["reserved_bytes"] = reserved, ["runs"] = latency.Count, ["seconds"] = elapsed,
-            };
-            File.WriteAllText(s.Json, JsonSerializer.Serialize(result, new JsonSerializerOptions { WriteIndented = true }));
+            // written field by field: reflection-based JsonSerializer does not survive trimming (the GPU-host pack)
+            using var stream = File.Create(s.Json);
+            using var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true });
+            w.WriteStartObject();
+            w.WriteString("architecture", spec.Architecture);
+            w.WriteNumber("height", spec.Height);
+            w.WriteNumber("width", spec.Width);
+            w.WriteString("precision", spec.Precision == DType.Float16 ? "fp16" : "fp32");
+            w.WriteNumber("max_batch", spec.Batch);
+            w.WriteNumber("batch", batch);
+            w.WriteString("device", device.ToString());
+            w.WriteString("device_name", backend.Name);
+            w.WriteNumber("cuda_graphs", engine.CapturedGraphs);
+            w.WriteNumber("images_per_second", ips);
+            w.WriteNumber("latency_ms_p50", Pct(latency, 50));
+            w.WriteNumber("latency_ms_p90", Pct(latency, 90));
+            w.WriteNumber("latency_ms_p99", Pct(latency, 99));
+            w.WriteNumber("stage_ms_preprocess", Median(pre));
+            w.WriteNumber("stage_ms_network", Median(net));
+            w.WriteNumber("stage_ms_postprocess", Median(post));
+            w.WriteNumber("weights_bytes", engine.Weights.Bytes);
+            w.WriteNumber("arena_bytes", engine.Executor.Plan.ArenaBytes);
+            w.WriteNumber("peak_allocated_bytes", backend.Memory.PeakBytes);
+            w.WriteNumber("reserved_bytes", reserved);
+            w.WriteNumber("runs", latency.Count);
+            w.WriteNumber("seconds", elapsed);
+            w.WriteEndObject();
         }
         return 0;
     }
