@@ -14,6 +14,8 @@ public static class Program
             InferCommand.Create(),
             EvalCommand.Create(),
             DoctorCommand.Create(),
+            TrainCommand.Create(),
+            DemoCommand.Create(),
         };
         return root.Parse(args).Invoke();
     }
