@@ -16,6 +16,8 @@ public static class Program
             BenchCommand.Create(),
             EvalCommand.Create(),
             DoctorCommand.Create(),
+            TrainCommand.Create(),
+            DemoCommand.Create(),
         };
         return root.Parse(args).Invoke();
     }

@@ -115,7 +115,7 @@ public sealed class Detector : IDisposable
         var arch = Architectures.Get(architecture);
         options ??= new DetectorOptions();
         CheckOptions(options);
-        var model = arch.Create();
+        var model = arch.CreateFor(arch.ClassesIn(weights) ?? 91);
         try
         {
             model.Load(weights, source, options.Device, options.Format, options.Precision == Precision.Fp16 ? DType.Float16 : DType.Float32);

@@ -32,7 +32,33 @@ public sealed record Architecture(
     Normalization Normalization,
     PostProcessOptions PostProcess,
     string Reference,
-    IReadOnlyList<int>? CategoryIds = null);
+    IReadOnlyList<int>? CategoryIds = null)
+{
+    /// <summary>Builds the network for a class count other than the reference's (training on one's own data); null if the
+    /// architecture cannot (yet).</summary>
+    public Func<int, DetectionModel>? CreateWithClasses { get; init; }
+
+    /// <summary>The class count a weight file was trained for, read from its classification layer; null if it cannot be told.</summary>
+    public int? ClassesIn(Osprey.Core.IO.StateDict weights)
+    {
+        ArgumentNullException.ThrowIfNull(weights);
+        if (Family == DetectorFamily.RetinaNet && weights.TryGet("head.classification_head.cls_logits.bias", out var b) && b.Rank == 1
+            && b.Shape[0] % RetinaNet.AnchorsPerLocation == 0)
+            return b.Shape[0] / RetinaNet.AnchorsPerLocation;
+        return null;
+    }
+
+    /// <summary>The network for <paramref name="classes"/> classes (the reference's count uses <see cref="Create"/>).</summary>
+    public DetectionModel CreateFor(int classes)
+    {
+        var model = Create();
+        if (model.Classes == classes) return model;
+        model.Dispose();
+        if (CreateWithClasses is null) throw new ArgumentException($"{Name}: only {model.Classes} classes are supported (training other class counts is not implemented for it yet)");
+        if (classes < 1) throw new ArgumentException($"{Name}: {classes} classes (need at least 1)");
+        return CreateWithClasses(classes);
+    }
+}
 
 /// <summary>The architectures Osprey knows by name (osprey infer --arch).</summary>
 public static class Architectures
@@ -72,5 +98,8 @@ public static class Architectures
     private static Architecture Retina(string name, int depth) =>
         new(name, DetectorFamily.RetinaNet, () => new RetinaNet(name, depth), ResizePolicy.RetinaNetTorchvision, Normalization.ImageNet,
             PostProcessOptions.RetinaNetTorchvision,
-            $"torchvision RetinaNet (retinanet_resnet50_fpn structure) with a resnet{depth} body, FrozenBatchNorm2d, LastLevelP6P7(256, 256)");
+            $"torchvision RetinaNet (retinanet_resnet50_fpn structure) with a resnet{depth} body, FrozenBatchNorm2d, LastLevelP6P7(256, 256)")
+        {
+            CreateWithClasses = classes => new RetinaNet(name, depth, classes),
+        };
 }

@@ -35,6 +35,9 @@ public sealed class ParameterTable
         _batchNorms.Add(prefix);
     }
 
+    /// <summary>Keys of a training checkpoint's optimiser state; a weight file may carry them and they are ignored here.</summary>
+    public const string TrainingStatePrefix = "osprey.optimizer.";
+
     /// <summary>Throws <see cref="WeightFileException"/> unless the state dict holds exactly the expected tensors.</summary>
     public void Check(StateDict weights, string source)
     {
@@ -45,6 +48,7 @@ public sealed class ParameterTable
             const string Tracked = ".num_batches_tracked";
             if (key.EndsWith(Tracked, StringComparison.Ordinal) && _batchNorms.Contains(key[..^Tracked.Length]))
                 expected[key] = weights[key].Shape;
+            if (key.StartsWith(TrainingStatePrefix, StringComparison.Ordinal)) expected[key] = weights[key].Shape;
         }
         weights.Validate(expected, source);
     }

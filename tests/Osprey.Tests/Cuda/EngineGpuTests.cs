@@ -51,13 +51,13 @@ public class EngineGpuTests(ITestOutputHelper output)
         return f.ToArray<float>();
     }
 
-    private static (EngineDetector Engine, Detector Eager) Build(string arch, int h, int w, string precision, int batch, StateDict weights)
+    private static (EngineDetector Engine, Detector Eager) Build(string arch, int h, int w, string precision, int batch, StateDict weights, bool graphs = true)
     {
         var a = Architectures.Get(arch);
         var dtype = precision == "fp16" ? DType.Float16 : DType.Float32;
         var spec = new DetectorEngineSpec(arch, batch, h, w, dtype, a.PostProcess with { DetectionsPerImage = 100 });
         var graph = DetectorEngines.Build(spec, weights, "formula");
-        var engine = new EngineDetector(graph, Gpu.Device, "formula");
+        var engine = new EngineDetector(graph, Gpu.Device, "formula") { UseGraphs = graphs };
         var eager = Detector.Create(arch, weights, "formula", new DetectorOptions
         {
             Device = Gpu.Device, Precision = precision == "fp16" ? Precision.Fp16 : Precision.Fp32, Resize = spec.Resize, PostProcess = spec.PostProcess,
@@ -76,8 +76,7 @@ public class EngineGpuTests(ITestOutputHelper output)
     private void EngineMatchesEagerDetector(string arch, int h, int w, string precision, bool graphs)
     {
         using var weights = Formula(arch);
-        var (engine, eager) = Build(arch, h, w, precision, 2, weights);
-        engine.UseGraphs = graphs;
+        var (engine, eager) = Build(arch, h, w, precision, 2, weights, graphs);
         using var _e = engine;
         using var _d = eager;
         bool fp16 = precision == "fp16";

@@ -23,6 +23,35 @@ public abstract class Optimizer : IDisposable
     /// <summary>Steps taken.</summary>
     public long Steps { get; private set; }
 
+    /// <summary>The state to checkpoint: (parameter index, buffer name, float32 buffer) for every buffer created so far.
+    /// The tensors are the optimiser's own (do not dispose them).</summary>
+    public IEnumerable<(int Index, string Name, Tensor Value)> StateBuffers()
+    {
+        for (int i = 0; i < _state.Count; i++)
+            foreach (var (name, t) in _state[i].Buffers) yield return (i, name, t);
+    }
+
+    /// <summary>Restores a checkpointed state: the step count and buffers (copied), for <paramref name="parameters"/> in the
+    /// order later steps will pass them. Only on a fresh optimiser.</summary>
+    public void LoadState(IReadOnlyList<Tensor> parameters, long steps, IEnumerable<(int Index, string Name, Tensor Value)> buffers)
+    {
+        ArgumentNullException.ThrowIfNull(parameters);
+        ArgumentNullException.ThrowIfNull(buffers);
+        if (Steps != 0 || _state.Count != 0) throw new InvalidOperationException($"{Name}: state can only be loaded into a fresh optimizer");
+        if (steps < 0) throw new ArgumentOutOfRangeException(nameof(steps), $"{Name}: steps {steps} must be >= 0");
+        using (TensorScope.Untracked())
+        {
+            foreach (var p in parameters) _state.Add(new ParamState(p));
+            foreach (var (i, name, value) in buffers)
+            {
+                if (i < 0 || i >= _state.Count) throw new ArgumentException($"{Name}: state for parameter {i}, but there are {_state.Count}");
+                if (value.Shape != _state[i].Shape) throw new ArgumentException($"{Name}: state '{name}' of parameter {i} is {value.Shape}, the parameter {_state[i].Shape}");
+                _state[i].SetBuffer(name, value);
+            }
+        }
+        Steps = steps;
+    }
+
     protected Optimizer(double learningRate)
     {
         if (!(learningRate >= 0)) throw new ArgumentOutOfRangeException(nameof(learningRate), $"optimizer: learning rate {learningRate} must be >= 0");
@@ -107,6 +136,20 @@ public abstract class Optimizer : IDisposable
                     _buffers[name] = b;
                 }
             return b!;
+        }
+
+        public IEnumerable<KeyValuePair<string, Tensor>> Buffers => _buffers;
+
+        /// <summary>Sets a buffer to a float32 copy of <paramref name="value"/> on this parameter's device.</summary>
+        public void SetBuffer(string name, Tensor value)
+        {
+            using (TensorScope.Untracked())
+            {
+                Tensor copy;
+                using (var onDevice = Op.To(value, Device)) copy = Op.Cast(onDevice, DType.Float32);
+                if (_buffers.Remove(name, out var old)) old.Dispose();
+                _buffers[name] = copy;
+            }
         }
 
         public void Dispose()

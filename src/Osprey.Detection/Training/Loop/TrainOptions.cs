@@ -1,0 +1,53 @@
+using Osprey.Core.Tensors;
+using Osprey.Vision.Transforms;
+
+namespace Osprey.Detection.Training.Loop;
+
+/// <summary>
+/// Settings of a training run (`osprey train`). Defaults are ODTK's schedule (SGD momentum 0.9, weight decay 1e-4,
+/// lr 0.01, warm-up 1000, milestones 60k/80k of 90k) at torchvision's input size (shorter side 800, longer at most 1333).
+/// </summary>
+public sealed record TrainOptions
+{
+    public required string Architecture { get; init; }
+    /// <summary>Classes of the network; null: the largest category id of the annotations + 1 (labels are COCO category ids,
+    /// as torchvision's COCO detectors, so `osprey infer` results need no mapping).</summary>
+    public int? Classes { get; init; }
+    public int BatchSize { get; init; } = 2;
+    public int Iterations { get; init; } = 90_000;
+    public double LearningRate { get; init; } = 0.01;
+    public int Warmup { get; init; } = 1000;
+    public int[] Milestones { get; init; } = [60_000, 80_000];
+    public double Momentum { get; init; } = 0.9;
+    public double WeightDecay { get; init; } = 1e-4;
+    /// <summary>Global gradient-norm clip (0: none).</summary>
+    public double ClipNorm { get; init; } = 10;
+    /// <summary>Shorter side of the network input; with <see cref="JitterMin"/>/<see cref="JitterMax"/> set, each iteration draws it in that range.</summary>
+    public int Resize { get; init; } = 800;
+    public int MaxSize { get; init; } = 1333;
+    public int JitterMin { get; init; }
+    public int JitterMax { get; init; }
+    public double FlipProbability { get; init; } = 0.5;
+    public Device Device { get; init; } = Device.Cpu;
+    public int Seed { get; init; }
+    public int Workers { get; init; } = 2;
+
+    /// <summary>Throws <see cref="ArgumentException"/> naming the option on a bad value.</summary>
+    public void Validate()
+    {
+        if (BatchSize < 1) throw new ArgumentException($"--batch {BatchSize} must be at least 1");
+        if (Iterations < 1) throw new ArgumentException($"--iters {Iterations} must be at least 1");
+        if (!(LearningRate > 0) || double.IsInfinity(LearningRate)) throw new ArgumentException($"--lr {LearningRate} must be a positive number");
+        if (Warmup < 0) throw new ArgumentException($"--warmup {Warmup} must be >= 0");
+        if (Milestones.Any(m => m < 1)) throw new ArgumentException($"--milestones {string.Join(' ', Milestones)} must be positive iterations");
+        if (Resize < 32) throw new ArgumentException($"--resize {Resize} must be at least 32");
+        if (MaxSize < Resize) throw new ArgumentException($"--max-size {MaxSize} must be at least --resize {Resize}");
+        if ((JitterMin != 0 || JitterMax != 0) && (JitterMin < 32 || JitterMax < JitterMin || JitterMax > MaxSize))
+            throw new ArgumentException($"--jitter {JitterMin} {JitterMax}: need 32 <= min <= max <= --max-size {MaxSize}");
+        if (Classes is int k && k < 1) throw new ArgumentException($"--classes {k} must be at least 1");
+        if (Workers < 1) throw new ArgumentException($"workers {Workers} must be at least 1");
+    }
+
+    /// <summary>The resize used for validation and inference (the fixed size, or the middle of the jitter range).</summary>
+    public ResizePolicy EvalResize => ResizePolicy.RetinaNetTorchvision with { MinSize = JitterMax > 0 ? (JitterMin + JitterMax) / 2 : Resize, MaxSize = MaxSize };
+}
