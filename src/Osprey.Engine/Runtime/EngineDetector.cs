@@ -134,8 +134,12 @@ public sealed class EngineDetector : IDisposable
     public Executor Executor => _exec;
     public EngineWeights Weights => _weights;
 
-    /// <summary>On CUDA: capture the network + decode + NMS as one CUDA graph per batch size and replay it (default true).</summary>
-    public bool UseGraphs { get; init; } = true;
+    /// <summary>
+    /// On CUDA: capture the network + decode + NMS as one CUDA graph per batch size and replay it. Off by default: on the
+    /// H100 (2026-11-21) replayed graphs gave head outputs far from the eager run's (EngineGpuTests, skipped until fixed),
+    /// while the same engine run eagerly matches the eager detector. See docs/engine.md.
+    /// </summary>
+    public bool UseGraphs { get; init; }
 
     /// <summary>CUDA graphs captured so far (one per batch size used).</summary>
     public int CapturedGraphs => _graphs.Count;
