@@ -115,7 +115,8 @@ public sealed class Detector : IDisposable
         var arch = Architectures.Get(architecture);
         options ??= new DetectorOptions();
         CheckOptions(options);
-        var model = arch.CreateFor(arch.ClassesIn(weights) ?? 91);
+        // a class count read from the weights (RetinaNet checkpoints trained on other data); else the architecture's own
+        var model = arch.ClassesIn(weights) is int classes ? arch.CreateFor(classes) : arch.Create();
         try
         {
             model.Load(weights, source, options.Device, options.Format, options.Precision == Precision.Fp16 ? DType.Float16 : DType.Float32);

@@ -110,6 +110,12 @@ public class DetectionGpuTests
             d.Add(a, Precision.Fp32, true);    // GpuPostProcessor
             d.Add(a, Precision.Fp16, true);
         }
+        // ODTK's and NVIDIA's post-processing run on the host after the GPU network
+        foreach (string a in new[] { "retinanet_mobilenetv2_fpn", "ssd300_resnet50" })
+        {
+            d.Add(a, Precision.Fp32, false);
+            d.Add(a, Precision.Fp16, false);
+        }
         return d;
     }
 
@@ -131,8 +137,8 @@ public class DetectionGpuTests
         var model = a.Create();
         using var weights = FormulaWeights.StateDict(model.Parameters.Expected);
         model.Dispose();
-        var resize = a.Family == DetectorFamily.Ssd ? a.Resize
-            : new ResizePolicy(ResizeKind.Torchvision, f.GetProperty("min_size").GetInt32(), f.GetProperty("max_size").GetInt32(), 32);
+        var resize = a.Resize.Kind == ResizeKind.Fixed ? a.Resize
+            : a.Resize with { MinSize = f.GetProperty("min_size").GetInt32(), MaxSize = f.GetProperty("max_size").GetInt32() };
         bool fp32 = precision == Precision.Fp32;
         long live = Gpu.Backend.Memory.LiveBytes;
         using (var detector = Detector.Create(arch, weights, "formula", new DetectorOptions { Resize = resize, Device = Gpu.Device, Precision = precision, GpuPostProcess = gpuPost }))
