@@ -218,14 +218,7 @@ public class HeadLossTests
     [Fact]
     public void Tensor_wrapper_equals_the_span_loss_in_any_dtype_and_applies_the_loss_scale()
     {
-        var c = TrainFixtures.Case(TrainFixtures.Losses, "retina_l1");
-        var anchors = TrainFixtures.Floats(c.GetProperty("anchors"));
-        int n = 2, a = anchors.Length / 4, k = 5;
-        var cls = Formula.Values("retina_l1.cls", (long)n * a * k).Select(v => v * 4f).ToArray();
-        var reg = Formula.Values("retina_l1.reg", (long)n * a * 4).Select(v => v * 0.5f).ToArray();
-        var boxes = c.GetProperty("boxes").EnumerateArray().ToArray();
-        var labels = c.GetProperty("labels").EnumerateArray().ToArray();
-        var targets = Enumerable.Range(0, n).Select(i => new DetectionTarget(TrainFixtures.Floats(boxes[i]), labels[i].EnumerateArray().Select(v => v.GetInt32()).ToArray())).ToArray();
+        var (anchors, cls, reg, targets, n, a, k) = TrainFixtures.RetinaHeads();
         var gc = new float[cls.Length];
         var gb = new float[reg.Length];
         var expected = RetinaNetLoss.Compute(cls, reg, anchors, targets, k, RetinaNetLossOptions.Torchvision, gc, gb);

@@ -1,4 +1,6 @@
 using System.Text.Json;
+using Osprey.Detection.Training;
+using Osprey.Tests.Support;
 
 namespace Osprey.Tests.Training;
 
@@ -46,4 +48,21 @@ internal static class TrainFixtures
     }
 
     public static int[] Shape(JsonElement t) => t.GetProperty("shape").EnumerateArray().Select(v => v.GetInt32()).ToArray();
+
+    /// <summary>
+    /// The "retina_l1" loss case as head outputs: anchors, formula logits [n, a, k] and regression [n, a, 4] (the
+    /// values tools/golden_train.py uses), and the case's targets.
+    /// </summary>
+    public static (float[] Anchors, float[] Cls, float[] Reg, DetectionTarget[] Targets, int N, int A, int K) RetinaHeads()
+    {
+        var c = Case(Losses, "retina_l1");
+        var anchors = Floats(c.GetProperty("anchors"));
+        int n = 2, a = anchors.Length / 4, k = 5;
+        var cls = Formula.Values("retina_l1.cls", (long)n * a * k).Select(v => v * 4f).ToArray();
+        var reg = Formula.Values("retina_l1.reg", (long)n * a * 4).Select(v => v * 0.5f).ToArray();
+        var boxes = c.GetProperty("boxes").EnumerateArray().ToArray();
+        var labels = c.GetProperty("labels").EnumerateArray().ToArray();
+        var targets = Enumerable.Range(0, n).Select(i => new DetectionTarget(Floats(boxes[i]), labels[i].EnumerateArray().Select(v => v.GetInt32()).ToArray())).ToArray();
+        return (anchors, cls, reg, targets, n, a, k);
+    }
 }

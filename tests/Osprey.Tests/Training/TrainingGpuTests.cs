@@ -19,14 +19,7 @@ public class TrainingGpuTests
     [GpuFact]
     public void Focal_loss_on_the_gpu_equals_the_host_loss()
     {
-        var c = TrainFixtures.Case(TrainFixtures.Losses, "retina_l1");
-        var anchors = TrainFixtures.Floats(c.GetProperty("anchors"));
-        int n = 2, a = anchors.Length / 4, k = 5;
-        var cls = Formula.Values("retina_l1.cls", (long)n * a * k).Select(v => v * 4f).ToArray();
-        var reg = Formula.Values("retina_l1.reg", (long)n * a * 4).Select(v => v * 0.5f).ToArray();
-        var boxes = c.GetProperty("boxes").EnumerateArray().ToArray();
-        var labels = c.GetProperty("labels").EnumerateArray().ToArray();
-        var targets = Enumerable.Range(0, n).Select(i => new DetectionTarget(TrainFixtures.Floats(boxes[i]), labels[i].EnumerateArray().Select(v => v.GetInt32()).ToArray())).ToArray();
+        var (anchors, cls, reg, targets, n, a, k) = TrainFixtures.RetinaHeads();
         using var hc = Tensor.FromSpan<float>(cls, new Shape(n, a, k));
         using var hr = Tensor.FromSpan<float>(reg, new Shape(n, a, 4));
         using var gc = Tensor.FromSpan<float>(cls, new Shape(n, a, k), Gpu.Device);
