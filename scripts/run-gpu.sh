@@ -60,13 +60,9 @@ for step in "${STEPS[@]}"; do
         cat '$RAW/osprey-detect.log'; exit \$((a | b))" ;;
     # end-to-end detection (issue 4 item 7): torchvision and Osprey on the same weights and images, same call
     bench-infer) run_step bench-infer bash -c "bash '$PACK/bench/gpu/run-infer.sh' '$WORK/app/bench/Osprey.Bench.dll' '$RAW' '$PY' 2>&1 | tee -a '$OUT/bench.md'; exit \${PIPESTATUS[0]}" ;;
-    # inference engine (issue 6): `osprey bench` on seeded weights, fp16, CUDA graphs; SSD300-VGG16 b64 and RetinaNet-R50-FPN 800x800 b16
-    bench-engine) run_step bench-engine bash -c "o='$WORK/app/osprey/osprey'; \
-        timeout 290 \"\$o\" bench --arch ssd300_vgg16 --batch 64 --precision fp16 --seconds 10 --json '$RAW/engine-ssd300.json' > '$RAW/engine-ssd300.log' 2>&1; a=\$?; \
-        timeout 290 \"\$o\" bench --arch retinanet_resnet50_fpn --size 800 --batch 16 --precision fp16 --seconds 10 --json '$RAW/engine-retinanet.json' > '$RAW/engine-retinanet.log' 2>&1; b=\$?; \
-        cat '$RAW/engine-ssd300.log' '$RAW/engine-retinanet.log'; echo; \
-        '$PY' '$PACK/bench/gpu/engine_table.py' '$RAW/engine-ssd300.json' '$RAW/engine-retinanet.json' | tee -a '$OUT/bench.md'; \
-        echo \"osprey bench exit \$a (ssd300), \$b (retinanet)\"; exit \$((a | b))" ;;
+    # inference engine (issue 6): `osprey bench` on seeded weights, fp16, CUDA graphs, 1 and 2 contexts; SSD300-VGG16 b64 and
+    # RetinaNet-R50-FPN 800x800 b16; torchvision on the same weights (eager, torch.compile) in the same call (bench/gpu/run-engine.sh)
+    bench-engine) run_step bench-engine bash -c "bash '$PACK/bench/gpu/run-engine.sh' '$WORK/app/osprey/osprey' '$RAW' '$PY' 2>&1 | tee -a '$OUT/bench.md'; exit \${PIPESTATUS[0]}" ;;
     *) echo "unknown step '$step' (info, doctor, tests, bench-core, bench-libs, bench-detect, bench-infer, bench-engine)" >&2; FAILED=1 ;;
   esac
 done

@@ -8,9 +8,9 @@ using Osprey.Cuda.Runtime;
 namespace Osprey.Cuda;
 
 /// <summary>
-/// The CUDA backend of one device: a retained primary context, one non-blocking stream that all work is
-/// queued on, a caching stream-ordered allocator, pinned staging buffers for host copies and the NVRTC
-/// kernel cache. Kernels live in the partial files beside this one (one per op family) and in
+/// The CUDA backend of one device: a retained primary context, a non-blocking default stream that work is
+/// queued on (or the calling thread's own stream, see <see cref="CreateStream"/> and <see cref="Use"/>), a caching
+/// stream-ordered allocator, pinned staging buffers for host copies and the NVRTC kernel cache. Kernels live in the partial files beside this one (one per op family) and in
 /// Kernels/*.cu. Work is asynchronous; <see cref="Synchronize"/> and <see cref="Download"/> are the only
 /// places the host waits. Obtain one with <c>BackendRegistry.Get(Device.Cuda(i))</c> after <see cref="Register"/>.
 /// </summary>
@@ -26,7 +26,7 @@ public sealed partial class CudaBackend : IBackend
         _context = new CudaContext(index);
         Info = CudaDriver.Describe(index);
         Device = Device.Cuda(index);
-        Stream = new CudaStream();
+        DefaultStream = new CudaStream();
         Allocator = new CachingAllocator(_context, Memory);
         _staging = new PinnedStaging(_context);
         Kernels = new KernelCache(_context, Info.Architecture);
@@ -49,8 +49,8 @@ public sealed partial class CudaBackend : IBackend
     public MemoryStats Memory { get; } = new();
     public CudaDeviceInfo Info { get; }
 
-    /// <summary>The stream all of this backend's work runs on (for cuBLAS/cuDNN handles and graph capture).</summary>
-    public CudaStream Stream { get; }
+    /// <summary>The stream of threads that use no stream of their own.</summary>
+    public CudaStream DefaultStream { get; }
 
     /// <summary>The device allocator (also for library workspaces: see <see cref="AllocateWorkspace"/>).</summary>
     public CachingAllocator Allocator { get; }
@@ -94,7 +94,7 @@ public sealed partial class CudaBackend : IBackend
         ArgumentNullException.ThrowIfNull(destination);
         CheckRange(destination, byteOffset, source.Length);
         if (source.Length == 0) return;
-        _staging.Upload(source, (ulong)destination.Pointer + (ulong)byteOffset, Stream);
+        (CurrentWorkStream?.Staging ?? _staging).Upload(source, (ulong)destination.Pointer + (ulong)byteOffset, Stream);
     }
 
     public void Download(Storage source, long byteOffset, Span<byte> destination)
@@ -102,7 +102,7 @@ public sealed partial class CudaBackend : IBackend
         ArgumentNullException.ThrowIfNull(source);
         CheckRange(source, byteOffset, destination.Length);
         if (destination.Length == 0) { Synchronize(); return; }
-        _staging.Download((ulong)source.Pointer + (ulong)byteOffset, destination, Stream);
+        (CurrentWorkStream?.Staging ?? _staging).Download((ulong)source.Pointer + (ulong)byteOffset, destination, Stream);
     }
 
     private static void CheckRange(Storage s, long offset, long length)
@@ -111,6 +111,7 @@ public sealed partial class CudaBackend : IBackend
             throw new ArgumentOutOfRangeException(nameof(offset), $"bytes [{offset}, {offset + length}) outside a storage of {s.Bytes} bytes");
     }
 
+    /// <summary>Waits for the calling thread's stream (see <see cref="Stream"/>).</summary>
     public void Synchronize()
     {
         _context.MakeCurrent();
@@ -122,12 +123,12 @@ public sealed partial class CudaBackend : IBackend
         if (_disposed) return;
         _disposed = true;
         _context.MakeCurrent();
-        Stream.Synchronize();
+        DefaultStream.Synchronize();
         DisposeLibraries();
         Kernels.Dispose();
         _staging.Dispose();
         Allocator.Dispose();
-        Stream.Dispose();
+        DefaultStream.Dispose();
         _context.Dispose();
     }
 

@@ -21,16 +21,19 @@ public static class BenchCommand
         var seconds = new Option<double>("--seconds") { Description = "measuring time", DefaultValueFactory = _ => 10 };
         var devices = new Option<string>("--devices") { Description = "all, a list of GPU indices (0,1), or cpu", DefaultValueFactory = _ => "0" };
         var json = new Option<string?>("--json") { Description = "also write the results as JSON" };
+        var saveWeights = new Option<string?>("--save-weights") { Description = "with --arch: also write the weights used (seeded stand-ins by default) as safetensors, for the PyTorch side" };
         var cmd = new Command("bench", "Measure a detector engine: images/s, latency p50/p90/p99, GPU memory, per-stage time")
         {
             engine, arch, weights, size, precision, batch, streams, seconds, devices, json,
         };
+        cmd.Options.Add(saveWeights);
         cmd.SetAction(r =>
         {
             try
             {
                 var settings = new BenchSettings(r.GetValue(engine), r.GetValue(arch), r.GetValue(weights), r.GetValue(size), r.GetValue(precision),
-                    r.GetValue(batch), r.GetValue(streams), r.GetValue(seconds), r.GetValue(devices)!, r.GetValue(json));
+                    r.GetValue(batch), r.GetValue(streams), r.GetValue(seconds), r.GetValue(devices)!, r.GetValue(json))
+                { SaveWeights = r.GetValue(saveWeights) };
                 return BenchRunner.Run(settings);
             }
             catch (Exception e) when (e is ArgumentException or OspreyException or IOException or UnauthorizedAccessException)
@@ -45,4 +48,8 @@ public static class BenchCommand
 
 /// <summary>The parsed command line of `osprey bench`.</summary>
 public sealed record BenchSettings(string? Engine, string? Arch, string? Weights, int[]? Size, string? Precision, int? Batch,
-    int Streams, double Seconds, string Devices, string? Json);
+    int Streams, double Seconds, string Devices, string? Json)
+{
+    /// <summary>`--save-weights FILE`: the weights the bench builds its engine from, written as safetensors.</summary>
+    public string? SaveWeights { get; init; }
+}

@@ -10,8 +10,9 @@ namespace Osprey.Cuda.Memory;
 /// A caching, stream-ordered device allocator. Sizes are rounded up to a bin (multiples of 512 B up to
 /// 64 KiB, then quarter powers of two up to 64 MiB, then 2 MiB multiples); a freed block goes on the free
 /// list of its (stream, bin) and is handed out again to work on the same stream, which the stream's order
-/// makes safe without any synchronisation. A cache hit costs a dictionary lookup and no driver call,
-/// which keeps small ops cheap and lets allocations happen during CUDA graph capture (relaxed mode).
+/// makes safe without any synchronisation (a block returns to the list of the stream it was allocated for, whichever
+/// stream frees it). A cache hit costs a dictionary lookup and no driver call, which keeps small ops cheap and lets
+/// allocations happen during CUDA graph capture (relaxed mode); memory a graph uses stays the graph's (BeginCapture).
 /// (cuMemAllocAsync pools were the alternative: stream-ordered too, but a driver call per allocation and
 /// reserved memory the driver does not report per pool.)
 /// On out-of-memory the cache is emptied and the allocation retried once before
@@ -25,7 +26,12 @@ public sealed class CachingAllocator : IDisposable
     private readonly Lock _lock = new();
     private readonly Dictionary<(nint Stream, long Bin), Stack<ulong>> _free = [];
     private long _reserved, _cached;
-    private List<(ulong Pointer, long Bin, nint Stream)>? _captureHold;
+    // live block -> the stream it was allocated for: a freed block goes back to that stream's list whatever stream frees it
+    private readonly Dictionary<ulong, nint> _streamOf = [];
+    // streams being captured into a CUDA graph -> the pool of that graph
+    private readonly Dictionary<nint, GraphPool> _capturing = [];
+    // live blocks allocated during a capture whose graph still exists -> its pool (freed, they stay the graph's)
+    private readonly Dictionary<ulong, GraphPool> _ownedBy = [];
     private bool _disposed;
 
     public CachingAllocator(CudaContext context, MemoryStats stats)
@@ -69,6 +75,15 @@ public sealed class CachingAllocator : IDisposable
                 }
             }
             if (ptr == 0) ptr = AllocateFromDriver(bytes, bin, stream);
+            lock (_lock)
+            {
+                _streamOf[ptr] = stream;
+                if (_capturing.Count > 0 && _capturing.TryGetValue(stream, out var pool))
+                {
+                    _ownedBy[ptr] = pool;
+                    pool.Owned.Add(ptr);
+                }
+            }
         }
         _stats.OnAlloc(bytes);
         return ptr;
@@ -88,7 +103,20 @@ public sealed class CachingAllocator : IDisposable
         }
         lock (_lock)
         {
-            if (_captureHold is not null) { _captureHold.Add((pointer, bin, stream)); return; }
+            if (_streamOf.Remove(pointer, out nint owner)) stream = owner;
+            if (_ownedBy.Count > 0 && _ownedBy.Remove(pointer, out var graph))
+            {
+                // allocated during a capture: the graph keeps addressing it on every replay
+                graph.Owned.Remove(pointer);
+                graph.Held.Add((pointer, bin, stream));
+                return;
+            }
+            if (_capturing.Count > 0 && _capturing.TryGetValue(stream, out var pool))
+            {
+                // freed while its stream is being captured: the captured work may read or write it on every replay
+                pool.Held.Add((pointer, bin, stream));
+                return;
+            }
             Push(pointer, bin, stream);
         }
     }
@@ -101,35 +129,41 @@ public sealed class CachingAllocator : IDisposable
     }
 
     /// <summary>
-    /// From now until <see cref="EndCapture"/>, freed blocks are held back instead of cached: a CUDA graph
-    /// being captured keeps using its intermediates' memory on every replay, so they must not be reused.
+    /// From now until <see cref="EndCapture"/>, <paramref name="stream"/> is being captured into a CUDA graph, which keeps
+    /// using the memory of the captured work on every replay. Like PyTorch's graph-private pools: blocks freed on that
+    /// stream during the capture, and blocks allocated during it (freed later, while the graph lives), are the graph's and
+    /// go back to the cache only when it is destroyed (<see cref="ReleaseGraph"/>). Other streams may capture at the same time.
     /// </summary>
-    public void BeginCapture()
+    public void BeginCapture(nint stream)
     {
         lock (_lock)
         {
-            if (_captureHold is not null) throw new InvalidOperationException("a graph capture is already in progress on this device");
-            _captureHold = [];
+            if (_capturing.ContainsKey(stream)) throw new InvalidOperationException("a graph capture is already in progress on this stream");
+            _capturing[stream] = new GraphPool();
         }
     }
 
-    /// <summary>Ends a capture and returns the blocks freed during it; the graph hands them back with <see cref="ReleaseHeld"/> when disposed.</summary>
-    public IReadOnlyList<(ulong Pointer, long Bin, nint Stream)> EndCapture()
+    /// <summary>Ends the capture of <paramref name="stream"/>; the pool holds the graph's blocks until <see cref="ReleaseGraph"/>.</summary>
+    public GraphPool EndCapture(nint stream)
     {
         lock (_lock)
         {
-            var held = _captureHold ?? [];
-            _captureHold = null;
-            return held;
+            if (!_capturing.Remove(stream, out var pool)) throw new InvalidOperationException("no graph capture in progress on this stream");
+            return pool;
         }
     }
 
-    /// <summary>Returns blocks held by a disposed graph to the cache.</summary>
-    public void ReleaseHeld(IReadOnlyList<(ulong Pointer, long Bin, nint Stream)> held)
+    /// <summary>A destroyed graph's blocks: the freed ones return to the cache; live ones become ordinary blocks.</summary>
+    public void ReleaseGraph(GraphPool pool)
     {
-        ArgumentNullException.ThrowIfNull(held);
+        ArgumentNullException.ThrowIfNull(pool);
         lock (_lock)
-            foreach (var (p, bin, stream) in held) Push(p, bin, stream);
+        {
+            foreach (var (p, bin, stream) in pool.Held) Push(p, bin, stream);
+            pool.Held.Clear();
+            foreach (ulong p in pool.Owned) _ownedBy.Remove(p);
+            pool.Owned.Clear();
+        }
     }
 
     private ulong AllocateFromDriver(long bytes, long bin, nint stream)
@@ -184,6 +218,13 @@ public sealed class CachingAllocator : IDisposable
         EmptyCache(0);
         _disposed = true;
     }
+}
+
+/// <summary>The memory of one CUDA graph (see <see cref="CachingAllocator.BeginCapture"/>); opaque to callers.</summary>
+public sealed class GraphPool
+{
+    internal readonly List<(ulong Pointer, long Bin, nint Stream)> Held = [];
+    internal readonly HashSet<ulong> Owned = [];
 }
 
 /// <summary>A device allocation with one owner (e.g. a library's workspace); returns to the allocator on dispose.</summary>

@@ -5,24 +5,25 @@ namespace Osprey.Cuda.Runtime;
 
 /// <summary>
 /// A captured and instantiated CUDA graph: the kernels that some code queued on a stream, replayed with
-/// one launch. Capture uses relaxed mode, so cached allocations may happen inside it; every tensor the
-/// captured work reads or writes must stay alive (undisposed) for as long as the graph is replayed;
-/// intermediates disposed during the capture are kept reserved for the graph until it is disposed.
+/// one launch. Capture uses relaxed mode, so cached allocations may happen inside it. The graph owns the memory of
+/// the captured work (a graph-private pool, as PyTorch's): blocks freed during the capture and blocks allocated during
+/// it stay reserved for the graph until it is disposed, even when their tensors are disposed earlier. Tensors made
+/// before the capture that the captured work reads or writes must stay alive for as long as the graph is replayed.
 /// </summary>
 public sealed class CudaGraph : IDisposable
 {
     private nint _graph, _exec;
     private readonly CudaStream _stream;
     private readonly CachingAllocator _allocator;
-    private readonly IReadOnlyList<(ulong Pointer, long Bin, nint Stream)> _held;
+    private readonly GraphPool _pool;
 
-    private CudaGraph(nint graph, nint exec, CudaStream stream, CachingAllocator allocator, IReadOnlyList<(ulong, long, nint)> held)
+    private CudaGraph(nint graph, nint exec, CudaStream stream, CachingAllocator allocator, GraphPool pool)
     {
         _graph = graph;
         _exec = exec;
         _stream = stream;
         _allocator = allocator;
-        _held = held;
+        _pool = pool;
     }
 
     /// <summary>
@@ -34,7 +35,7 @@ public sealed class CudaGraph : IDisposable
         ArgumentNullException.ThrowIfNull(stream);
         ArgumentNullException.ThrowIfNull(allocator);
         ArgumentNullException.ThrowIfNull(body);
-        allocator.BeginCapture();
+        allocator.BeginCapture(stream.Handle);
         nint graph;
         try
         {
@@ -52,18 +53,18 @@ public sealed class CudaGraph : IDisposable
         }
         catch
         {
-            allocator.ReleaseHeld(allocator.EndCapture());
+            allocator.ReleaseGraph(allocator.EndCapture(stream.Handle));
             throw;
         }
-        var held = allocator.EndCapture();
+        var pool = allocator.EndCapture(stream.Handle);
         var r = CuDriver.cuGraphInstantiateWithFlags(out nint exec, graph, 0);
         if (r != CuResult.Success)
         {
             CuDriver.cuGraphDestroy(graph);
-            allocator.ReleaseHeld(held);
+            allocator.ReleaseGraph(pool);
         }
         CuDriver.Check(r, "cuGraphInstantiateWithFlags");
-        return new CudaGraph(graph, exec, stream, allocator, held);
+        return new CudaGraph(graph, exec, stream, allocator, pool);
     }
 
     /// <summary>Queues one replay of the graph on the stream it was captured on.</summary>
@@ -80,6 +81,6 @@ public sealed class CudaGraph : IDisposable
         CuDriver.cuGraphExecDestroy(_exec);
         CuDriver.cuGraphDestroy(_graph);
         _exec = _graph = 0;
-        _allocator.ReleaseHeld(_held);
+        _allocator.ReleaseGraph(_pool);
     }
 }

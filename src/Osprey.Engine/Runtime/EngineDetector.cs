@@ -34,6 +34,7 @@ public sealed class EngineDetector : IDisposable
     private readonly GpuPreprocessor? _gpuPre;
     private readonly GpuPostProcessor? _gpuPost;
     private readonly CudaBackend? _cuda;
+    private readonly CudaWorkStream? _stream;
     private readonly Tensor _zeros;
     private readonly Tensor? _deviceAnchors;
     private readonly float[] _anchors;
@@ -44,7 +45,7 @@ public sealed class EngineDetector : IDisposable
     private bool _disposed;
 
     /// <summary>Loads an engine file for a device (its target must be this device's: cpu, or the GPU's sm_XY).</summary>
-    public static EngineDetector Load(string path, Device device)
+    public static EngineDetector Load(string path, Device device, bool ownStream = false)
     {
         ArgumentNullException.ThrowIfNull(path);
         var target = TargetFor(device);
@@ -58,7 +59,7 @@ public sealed class EngineDetector : IDisposable
             throw new EngineFormatException($"{path}: cannot read the engine file: {e.Message}", e);
         }
         var (_, graph) = EngineReader.Read(bytes, target, path);
-        return new EngineDetector(graph, device, path);
+        return new EngineDetector(graph, device, path, ownStream: ownStream);
     }
 
     /// <summary>The engine target of a device: <see cref="EngineTarget.Cpu"/>, or the CUDA GPU's architecture with the CUDA kernels' build id.</summary>
@@ -75,7 +76,9 @@ public sealed class EngineDetector : IDisposable
 
     /// <param name="graph">A graph built by <see cref="DetectorEngines.Build"/> (or read from its file).</param>
     /// <param name="weights">Weights to share with other contexts of the same graph on this device; null uploads them.</param>
-    public EngineDetector(ComputeGraph graph, Device device, string source = "engine", EngineWeights? weights = null)
+    /// <param name="ownStream">CUDA: queue this context's work on a stream of its own (contexts on other threads run
+    /// concurrently); otherwise on the calling thread's stream of the backend.</param>
+    public EngineDetector(ComputeGraph graph, Device device, string source = "engine", EngineWeights? weights = null, bool ownStream = false)
     {
         ArgumentNullException.ThrowIfNull(graph);
         (Spec, Grids) = DetectorEngines.ReadSpec(graph, source);
@@ -88,6 +91,7 @@ public sealed class EngineDetector : IDisposable
         Device = device;
         _ownsWeights = weights is null;
         _weights = weights ?? new EngineWeights(graph, backend);
+        if (ownStream && backend is CudaBackend cb) _stream = cb.CreateStream();   // after the weights' upload: it waits for it
         _sizesByBatch = new ImageSize[Spec.Batch + 1][];
         for (int n = 1; n <= Spec.Batch; n++) _sizesByBatch[n] = new ImageSize[n];
         var family = Architecture.Family;
@@ -106,6 +110,7 @@ public sealed class EngineDetector : IDisposable
             _anchorCounts = new int[Grids.Length];
             for (int l = 0; l < Grids.Length; l++) _anchorCounts[l] = Grids[l].Height * Grids[l].Width * gen.BoxesPerLocation(l);
         }
+        using var scope = Scope(backend);
         try
         {
             _exec = new Executor(graph, backend, weights: _weights);
@@ -134,12 +139,27 @@ public sealed class EngineDetector : IDisposable
     public Executor Executor => _exec;
     public EngineWeights Weights => _weights;
 
+    /// <summary>The context's own CUDA stream (null: the calling thread's stream of the backend).</summary>
+    public CudaWorkStream? Stream => _stream;
+
+    private CudaBackend.StreamScope Scope() => Scope(_cuda);
+
+    private CudaBackend.StreamScope Scope(IBackend? backend) =>
+        _stream is not null && backend is CudaBackend cb ? cb.Use(_stream) : default;
+
+    /// <summary>Waits for this context's queued work.</summary>
+    public void Synchronize()
+    {
+        using var scope = Scope();
+        _exec.Backend.Synchronize();
+    }
+
     /// <summary>
-    /// On CUDA: capture the network + decode + NMS as one CUDA graph per batch size and replay it. Off by default: on the
-    /// H100 (2026-11-21) replayed graphs gave head outputs far from the eager run's (EngineGpuTests, skipped until fixed),
-    /// while the same engine run eagerly matches the eager detector. See docs/engine.md.
+    /// On CUDA: capture the network + decode + NMS as one CUDA graph per batch size and replay it (default on). The
+    /// session-2 replay failure on the H100 was the memory plan reusing the input's bytes: the eager warm-up before the
+    /// capture overwrote the loaded input, so the first replay read garbage (inputs now live for the whole run).
     /// </summary>
-    public bool UseGraphs { get; init; }
+    public bool UseGraphs { get; init; } = true;
 
     /// <summary>CUDA graphs captured so far (one per batch size used).</summary>
     public int CapturedGraphs => _graphs.Count;
@@ -167,6 +187,7 @@ public sealed class EngineDetector : IDisposable
         ArgumentNullException.ThrowIfNull(images);
         if (images.Count == 0 || images.Count > MaxBatch)
             throw new ArgumentException($"engine: {images.Count} images in a batch; this engine takes 1 to {MaxBatch} (built with --batch {MaxBatch})");
+        using var scope = Scope();
         return _gpuPre is not null ? _gpuPre.Batch(images) : _cpuPre!.Batch(images);
     }
 
@@ -179,6 +200,7 @@ public sealed class EngineDetector : IDisposable
         int n = x.Shape[0], h = x.Shape[2], w = x.Shape[3];
         if (n > MaxBatch || h > Spec.Height || w > Spec.Width || x.Shape[1] != 3)
             throw new ArgumentException($"engine: batch {x.Shape} does not fit the engine input [{MaxBatch}, 3, {Spec.Height}, {Spec.Width}]");
+        using var scope = Scope();
         var input = _exec.Input("images");
         if (h < Spec.Height || w < Spec.Width)
             for (int i = 0; i < n; i++)
@@ -193,34 +215,73 @@ public sealed class EngineDetector : IDisposable
     }
 
     /// <summary>Runs the network alone (eagerly) on the loaded input; results in <see cref="Executor"/>'s outputs.</summary>
-    public void RunNetwork() => _exec.Run();
+    public void RunNetwork()
+    {
+        using var scope = Scope();
+        _exec.Run();
+    }
 
     /// <summary>Network, decode + NMS and rescaling for a pre-processed batch (see <see cref="Preprocess"/>).</summary>
     public IReadOnlyList<DetectedObject>[] Infer(ImageBatch batch)
     {
         ArgumentNullException.ThrowIfNull(batch);
+        using var scope = Scope();
+        if (_gpuPost is not null) return Collect(Submit(batch));
         LoadInput(batch);
         int n = batch.Images.Shape[0];
         var sizes = _sizesByBatch[n];
         for (int i = 0; i < n; i++) sizes[i] = new ImageSize(batch.Resized[i].Height, batch.Resized[i].Width);
+        _exec.Run();
+        var found = PostProcessOnHost(sizes);
+        Rescale(found, batch, sizes);
+        return found;
+    }
+
+    /// <summary>
+    /// CUDA: queues the network and decode + NMS of a pre-processed batch and returns at once, so the host can prepare the
+    /// next batch (decode, <see cref="Preprocess"/>: its pinned staging and upload) while the GPU runs this one. Collect the
+    /// detections with <see cref="Collect"/> before the next Submit on this context.
+    /// </summary>
+    public PendingDetections Submit(ImageBatch batch)
+    {
+        ArgumentNullException.ThrowIfNull(batch);
+        if (_gpuPost is null) throw new InvalidOperationException("engine: Submit needs a CUDA engine (use Infer on the CPU)");
+        using var scope = Scope();
+        LoadInput(batch);
+        int n = batch.Images.Shape[0];
+        var sizes = _sizesByBatch[n];
+        for (int i = 0; i < n; i++) sizes[i] = new ImageSize(batch.Resized[i].Height, batch.Resized[i].Width);
+        var owned = Enqueue(sizes, out var shared);
+        return new PendingDetections(this, batch, sizes, owned, shared);
+    }
+
+    /// <summary>Waits for a submitted batch and returns its detections in original-image pixels.</summary>
+    public IReadOnlyList<DetectedObject>[] Collect(PendingDetections pending)
+    {
+        ArgumentNullException.ThrowIfNull(pending);
+        if (pending.Engine != this) throw new ArgumentException("engine: the batch was submitted to another engine context");
+        using var scope = Scope();
         IReadOnlyList<DetectedObject>[] found;
-        if (_gpuPost is not null)
+        try
         {
-            using var owned = Enqueue(sizes, out var shared);
-            found = GpuPostProcessor.Download(owned ?? shared!);
+            found = GpuPostProcessor.Download(pending.Owned ?? pending.Shared!);
         }
-        else
+        finally
         {
-            _exec.Run();
-            found = PostProcessOnHost(sizes);
+            pending.Owned?.Dispose();
         }
-        for (int i = 0; i < n; i++)
+        Rescale(found, pending.Batch, pending.Sizes);
+        return found;
+    }
+
+    private static void Rescale(IReadOnlyList<DetectedObject>[] found, ImageBatch batch, ImageSize[] sizes)
+    {
+        for (int i = 0; i < found.Length; i++)
         {
             var list = (List<DetectedObject>)found[i];
             var original = new ImageSize(batch.Original[i].Height, batch.Original[i].Width);
             for (int j = 0; j < list.Count; j++) list[j] = BoxOps.Rescale(list[j], sizes[i], original);
         }
-        return found;
     }
 
     /// <summary>
@@ -236,6 +297,7 @@ public sealed class EngineDetector : IDisposable
         int n = sizes.Length;
         if (n < 1 || n > MaxBatch) throw new ArgumentException($"engine: {n} images; this engine takes 1 to {MaxBatch}");
         graphResult = null;
+        using var scope = Scope();
         if (!UseGraphs)
         {
             _exec.Run();
@@ -284,6 +346,7 @@ public sealed class EngineDetector : IDisposable
         ObjectDisposedException.ThrowIf(_disposed, this);
         if (sizes.Length < 1 || sizes.Length > MaxBatch) throw new ArgumentException($"engine: {sizes.Length} images; this engine takes 1 to {MaxBatch}");
         if (_gpuPost is null) return PostProcessOnHost(sizes.ToArray());
+        using var scope = Scope();
         _gpuPost.SetSizes(sizes);
         using var d = RunPost(sizes.Length, sizes);
         return GpuPostProcessor.Download(d);
@@ -323,6 +386,13 @@ public sealed class EngineDetector : IDisposable
     {
         if (_disposed) return;
         _disposed = true;
+        using (Scope()) DisposeContext();
+        _stream?.Dispose();
+        if (_ownsWeights) _weights?.Dispose();
+    }
+
+    private void DisposeContext()
+    {
         foreach (var (graph, result) in _graphs.Values)
         {
             graph.Dispose();
@@ -334,6 +404,24 @@ public sealed class EngineDetector : IDisposable
         _deviceAnchors?.Dispose();
         _zeros?.Dispose();
         _exec?.Dispose();
-        if (_ownsWeights) _weights?.Dispose();
     }
+}
+
+/// <summary>A batch queued by <see cref="EngineDetector.Submit"/>, not yet collected.</summary>
+public sealed class PendingDetections
+{
+    internal PendingDetections(EngineDetector engine, ImageBatch batch, ImageSize[] sizes, GpuDetections? owned, GpuDetections? shared)
+    {
+        Engine = engine;
+        Batch = batch;
+        Sizes = sizes;
+        Owned = owned;
+        Shared = shared;
+    }
+
+    internal EngineDetector Engine { get; }
+    internal ImageBatch Batch { get; }
+    internal ImageSize[] Sizes { get; }
+    internal GpuDetections? Owned { get; }
+    internal GpuDetections? Shared { get; }
 }

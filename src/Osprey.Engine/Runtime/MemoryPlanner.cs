@@ -7,7 +7,8 @@ public sealed record BufferPlacement(Value Value, long Offset, long Bytes, int F
 
 /// <summary>
 /// The memory plan of a graph: every non-constant buffer (inputs, activations, outputs) at an offset of one arena;
-/// buffers whose lifetimes overlap never overlap in memory. <see cref="NaiveBytes"/> is the sum of all buffer sizes
+/// buffers whose lifetimes overlap never overlap in memory. Inputs and outputs live for the whole run, so a run never
+/// overwrites its input: running again (or replaying a CUDA graph) on the same loaded input gives the same outputs. <see cref="NaiveBytes"/> is the sum of all buffer sizes
 /// (what one allocation per tensor with no reuse would hold).
 /// </summary>
 public sealed record MemoryPlan(IReadOnlyList<BufferPlacement> Buffers, long ArenaBytes, long NaiveBytes, long WeightBytes, long Alignment)
@@ -42,6 +43,9 @@ public static class MemoryPlanner
             if (n.Kind != OpKind.View) { first[n.Output] = i; last[n.Output] = Math.Max(last.GetValueOrDefault(n.Output, i), i); }
         }
         foreach (var o in graph.Outputs) last[o.Buffer] = graph.Nodes.Count;
+        // inputs too: were their bytes reused once read, a second run on the same loaded input (an engine's warm-up
+        // before its CUDA-graph capture, then the replay) would read what later steps wrote there
+        foreach (var v in graph.Inputs) last[v] = graph.Nodes.Count;
         var values = first.Keys.OrderBy(v => v.Id).ToArray();
         var items = values.Select(v => (Size: Align(v.Bytes, alignment), First: first[v], Last: last[v])).ToArray();
         var (offsets, total) = Place(items, alignment);

@@ -195,8 +195,21 @@ public sealed class EngineCliTests : IDisposable
         Assert.Equal(1, doc.RootElement.GetProperty("batch").GetInt32());
         Assert.True(doc.RootElement.GetProperty("latency_ms_p99").GetDouble() >= doc.RootElement.GetProperty("latency_ms_p50").GetDouble());
 
-        (rc, text) = Capture("bench", "--arch", Arch, "--devices", "cpu", "--streams", "2");
+        // two contexts sharing the weights, each on its own thread
+        (rc, text) = Capture("bench", "--arch", Arch, "--size", "64", "--batch", "1", "--devices", "cpu", "--streams", "2", "--seconds", "0.1", "--json", json);
+        Assert.True(rc == 0, text);
+        using (var two = JsonDocument.Parse(File.ReadAllText(json)))
+        {
+            Assert.Equal(2, two.RootElement.GetProperty("streams").GetInt32());
+            Assert.True(two.RootElement.GetProperty("runs").GetInt64() >= 6);   // at least 3 per context
+            Assert.Equal(1, two.RootElement.GetProperty("per_device").GetArrayLength());
+        }
+
+        (rc, text) = Capture("bench", "--arch", Arch, "--devices", "cpu", "--streams", "0");
         Assert.Equal(2, rc);
-        Assert.Contains("--streams 2", text, StringComparison.Ordinal);
+        Assert.Contains("--streams 0", text, StringComparison.Ordinal);
+        (rc, text) = Capture("bench", "--arch", Arch, "--devices", "0,x");
+        Assert.Equal(2, rc);
+        Assert.Contains("--devices 0,x", text, StringComparison.Ordinal);
     }
 }

@@ -39,7 +39,7 @@ public class MemoryPlannerTests
     }
 
     [Fact]
-    public void Graph_plan_keeps_live_buffers_apart_and_outputs_to_the_end()
+    public void Graph_plan_keeps_live_buffers_apart_and_inputs_and_outputs_to_the_end()
     {
         var g = SmallNet.Trace();
         Osprey.Engine.EngineBuilder.Optimize(g);
@@ -50,6 +50,7 @@ public class MemoryPlannerTests
                 Assert.False(b[i].First <= b[j].Last && b[j].First <= b[i].Last
                     && b[i].Offset < b[j].Offset + b[j].Bytes && b[j].Offset < b[i].Offset + b[i].Bytes, $"{b[i].Value} and {b[j].Value}");
         foreach (var o in g.Outputs) Assert.Equal(g.Nodes.Count, plan.For(o).Last);
+        foreach (var x in g.Inputs) Assert.Equal(g.Nodes.Count, plan.For(x).Last);
         Assert.True(plan.ArenaBytes < plan.NaiveBytes);
     }
 }

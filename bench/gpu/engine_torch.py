@@ -1,0 +1,147 @@
+#!/usr/bin/env python3
+"""PyTorch side of `scripts/run-gpu.sh bench-engine` (issue 6 item 8): torchvision's detector with the weights Osprey's
+bench used (`osprey bench --save-weights`, safetensors), timed end to end as `osprey bench` times its engine.
+
+One sample: the batch's decoded uint8 640x480 RGB images (the same synthetic pictures as BenchRunner.SyntheticImages),
+held in pinned host memory -> upload -> float16 / 255 -> model(list) (torchvision's own transform: resize to the fixed
+engine size + normalise, network, anchors, decode, per-image/per-class NMS) -> detections copied to the host. fp16
+weights, channels_last, torch.inference_mode, cudnn.benchmark. The RetinaNet transform is given fixed_size=(800, 800),
+so the network sees 800x800 like Osprey's engine (Osprey keeps the aspect ratio and zero-pads to 800x800; torchvision
+stretches): the same network work, the same anchors.
+
+Modes:
+  eager    the model as is.
+  compile  torch.compile(mode=--compile-mode) of the backbone and of the head (the parts without data-dependent shapes);
+           transform, anchors and decode + NMS stay eager, as torchvision runs them. "max-autotune" includes CUDA graphs.
+           Compile time is printed; the caller bounds it with `timeout` and falls back to another mode (run-gpu.sh).
+Prints one JSON object (also to --json): images_per_second, latency percentiles per batch, compile seconds.
+"""
+import argparse, json, os, statistics, sys, time
+
+import numpy as np
+import torch
+from torchvision.models import resnet
+from torchvision.models.detection import RetinaNet, ssd300_vgg16
+from torchvision.models.detection.backbone_utils import _resnet_fpn_extractor
+from torchvision.ops import misc as misc_nn_ops
+from torchvision.ops.feature_pyramid_network import LastLevelP6P7
+
+
+def build(arch, size):
+    if arch == "retinanet_resnet50_fpn":
+        body = resnet.resnet50(weights=None, norm_layer=misc_nn_ops.FrozenBatchNorm2d)
+        bb = _resnet_fpn_extractor(body, 5, returned_layers=[2, 3, 4], extra_blocks=LastLevelP6P7(256, 256))
+        m = RetinaNet(bb, num_classes=91, min_size=size, max_size=size)
+        m.transform.fixed_size = (size, size)
+        return m
+    if arch == "ssd300_vgg16":
+        return ssd300_vgg16(weights=None, weights_backbone=None, num_classes=91)
+    raise SystemExit(f"unknown arch {arch}")
+
+
+def load_safetensors(path):
+    """Minimal reader (8-byte header length, JSON header, raw little-endian data): no extra package needed."""
+    dtypes = {"F32": np.float32, "F16": np.float16, "I64": np.int64, "I32": np.int32}
+    with open(path, "rb") as f:
+        n = int.from_bytes(f.read(8), "little")
+        header = json.loads(f.read(n))
+        data = f.read()
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        a, b = info["data_offsets"]
+        arr = np.frombuffer(data[a:b], dtype=dtypes[info["dtype"]]).reshape(info["shape"])
+        out[name] = torch.from_numpy(arr.copy())
+    return out
+
+
+def synthetic_images(n):
+    """BenchRunner.SyntheticImages: 640x480 gradients and blocks, HWC uint8."""
+    y, x = np.mgrid[0:480, 0:640]
+    imgs = np.empty((n, 480, 640, 3), np.uint8)
+    for k in range(n):
+        imgs[k, :, :, 0] = (x + 7 * k) & 255
+        imgs[k, :, :, 1] = (y * 2 + 13 * k) & 255
+        imgs[k, :, :, 2] = (((x // 40 + y // 40) & 1) * 200 + 20)
+    return imgs
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--arch", required=True)
+    ap.add_argument("--weights", required=True, help="safetensors written by `osprey bench --save-weights`")
+    ap.add_argument("--batch", type=int, required=True)
+    ap.add_argument("--size", type=int, default=800)
+    ap.add_argument("--seconds", type=float, default=5)
+    ap.add_argument("--mode", choices=["eager", "compile"], default="eager")
+    ap.add_argument("--compile-mode", default="max-autotune")
+    ap.add_argument("--json")
+    a = ap.parse_args()
+    torch.backends.cudnn.benchmark = True
+    dev = torch.device("cuda")
+
+    model = build(a.arch, a.size).eval()
+    sd = load_safetensors(a.weights)
+    own = model.state_dict()
+    missing = [k for k in own if k not in sd]
+    unused = [k for k in sd if k not in own]
+    if missing:
+        raise SystemExit(f"{len(missing)} torchvision parameters missing from {a.weights}: {missing[:5]}")
+    model.load_state_dict({k: sd[k] for k in own}, strict=True)
+    model = model.half().to(dev).to(memory_format=torch.channels_last)
+
+    compile_s = 0.0
+    if a.mode == "compile":
+        import torch._inductor.config as ic
+        ic.compile_threads = min(16, os.cpu_count() or 4)
+        model.backbone = torch.compile(model.backbone, mode=a.compile_mode, fullgraph=True, dynamic=False)
+        model.head = torch.compile(model.head, mode=a.compile_mode, fullgraph=True, dynamic=False)
+
+    host = torch.from_numpy(synthetic_images(a.batch)).pin_memory()
+
+    def sample():
+        x = host.to(dev, non_blocking=True).permute(0, 3, 1, 2).half().div_(255)
+        out = model(list(x.unbind(0)))
+        return [(o["boxes"].float().cpu(), o["scores"].float().cpu(), o["labels"].cpu()) for o in out]
+
+    with torch.inference_mode():
+        t0 = time.perf_counter()
+        dets = sample()   # compiles in compile mode
+        torch.cuda.synchronize()
+        if a.mode == "compile":
+            compile_s = time.perf_counter() - t0
+        for _ in range(3):
+            dets = sample()
+        torch.cuda.synchronize()
+        lat = []
+        start = time.perf_counter()
+        while time.perf_counter() - start < a.seconds or len(lat) < 3:
+            t = time.perf_counter()
+            dets = sample()
+            lat.append((time.perf_counter() - t) * 1000)
+        elapsed = time.perf_counter() - start
+    lat.sort()
+
+    def pct(p):
+        r = p / 100 * (len(lat) - 1)
+        lo = int(r)
+        hi = min(lo + 1, len(lat) - 1)
+        return lat[lo] + (lat[hi] - lat[lo]) * (r - lo)
+
+    res = {
+        "architecture": a.arch, "batch": a.batch, "mode": a.mode if a.mode == "eager" else f"torch.compile {a.compile_mode}",
+        "images_per_second": len(lat) * a.batch / elapsed, "latency_ms_p50": pct(50), "latency_ms_p90": pct(90),
+        "latency_ms_p99": pct(99), "runs": len(lat), "compile_seconds": compile_s,
+        "detections_first_image": int(dets[0][0].shape[0]), "unused_weights": len(unused),
+        "torch": torch.__version__, "device": torch.cuda.get_device_name(0),
+        "peak_allocated_mib": torch.cuda.max_memory_allocated() / 2**20,
+    }
+    print(json.dumps(res))
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(res, f)
+
+
+if __name__ == "__main__":
+    main()
