@@ -6,7 +6,8 @@
 #   bash run-engine.sh OSPREY RAW_DIR [python]
 # OSPREY_ENGINE_SECONDS (default 5): measuring time per run; OSPREY_COMPILE_TIMEOUT (default 240): seconds allowed for
 # torch.compile mode max-autotune (compile + measurement); past it the compiled side is re-run with mode
-# "reduce-overhead" (CUDA graphs without autotuning), bounded the same way, and the table says so.
+# "reduce-overhead" (CUDA graphs without autotuning), bounded the same way, and the table says so. OSPREY_ENGINE_BUDGET
+# (default 480): seconds for the whole step; the compiles (run last) get what is left.
 set -uo pipefail
 O=$1; RAW=$2; PY=${3:-python3}
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -15,7 +16,11 @@ CT=${OSPREY_COMPILE_TIMEOUT:-240}
 DEVICES=${OSPREY_ENGINE_DEVICES:-0}
 rc=0
 results=()
-for spec in "ssd300_vgg16 64 300" "retinanet_resnet50_fpn 16 800"; do
+T0=$SECONDS
+BUDGET=${OSPREY_ENGINE_BUDGET:-480}   # seconds for the whole step: compiles get what is left, the table is always printed
+left() { echo $(( BUDGET - (SECONDS - T0) )); }
+SPECS=("ssd300_vgg16 64 300" "retinanet_resnet50_fpn 16 800")
+for spec in "${SPECS[@]}"; do
   set -- $spec
   A=$1 N=$2 S=$3
   for st in 1 2; do
@@ -29,16 +34,25 @@ for spec in "ssd300_vgg16 64 300" "retinanet_resnet50_fpn 16 800"; do
     --mode eager --json "$RAW/torch-$A-eager.json" > "$RAW/torch-$A-eager.log" 2>&1 \
     || { echo "torch eager failed for $A:"; tail -5 "$RAW/torch-$A-eager.log"; rc=1; }
   results+=("$RAW/torch-$A-eager.json")
-  if ! timeout "$CT" "$PY" "$HERE/engine_torch.py" --arch "$A" --weights "$RAW/$A.safetensors" --batch "$N" --size "$S" --seconds "$SECS" \
+done
+for spec in "${SPECS[@]}"; do
+  set -- $spec
+  A=$1 N=$2 S=$3
+  [ -f "$RAW/$A.safetensors" ] || continue
+  results+=("$RAW/torch-$A-compile.json")
+  t=$(left); [ "$t" -gt "$CT" ] && t=$CT
+  if [ "$t" -lt 30 ]; then echo "no time left for torch.compile of $A"; rc=1; continue; fi
+  if ! timeout "$t" "$PY" "$HERE/engine_torch.py" --arch "$A" --weights "$RAW/$A.safetensors" --batch "$N" --size "$S" --seconds "$SECS" \
       --mode compile --compile-mode max-autotune --json "$RAW/torch-$A-compile.json" > "$RAW/torch-$A-compile.log" 2>&1; then
-    echo "torch.compile max-autotune for $A did not finish within ${CT} s (or failed):"; tail -3 "$RAW/torch-$A-compile.log"
-    timeout "$CT" "$PY" "$HERE/engine_torch.py" --arch "$A" --weights "$RAW/$A.safetensors" --batch "$N" --size "$S" --seconds "$SECS" \
+    echo "torch.compile max-autotune for $A did not finish within $t s (or failed):"; tail -3 "$RAW/torch-$A-compile.log"
+    t=$(left); [ "$t" -gt "$CT" ] && t=$CT
+    if [ "$t" -lt 30 ]; then echo "no time left for torch.compile reduce-overhead of $A"; rc=1; continue; fi
+    timeout "$t" "$PY" "$HERE/engine_torch.py" --arch "$A" --weights "$RAW/$A.safetensors" --batch "$N" --size "$S" --seconds "$SECS" \
       --mode compile --compile-mode reduce-overhead --json "$RAW/torch-$A-compile.json" > "$RAW/torch-$A-compile-ro.log" 2>&1 \
       || { echo "torch.compile reduce-overhead failed for $A:"; tail -5 "$RAW/torch-$A-compile-ro.log"; rc=1; }
   fi
-  results+=("$RAW/torch-$A-compile.json")
-  rm -f "$RAW/$A.safetensors"
 done
+rm -f "$RAW"/*.safetensors
 cat "$RAW"/engine-*-s1.log
 "$PY" "$HERE/engine_table.py" "$RAW"/engine-*-s1.json
 echo
