@@ -18,11 +18,17 @@ print("|---|---|---|---|---|---|---|")
 summary = []
 for arch, rs in rows.items():
     best = 0.0
+    osprey_net = None
     torch_ips = {}
+    torch_net = {}
     for r in rs:
         if "mode" in r:
             name = f"PyTorch {r['torch']} {r['mode']}"
-            note = f"compile {r['compile_seconds']:.0f} s" if r["compile_seconds"] else "fp16 channels_last"
+            bits = [f"network {r['network_ms']:.2f} ms"] if "network_ms" in r else []
+            bits.append(f"compile {r['compile_seconds']:.0f} s, autotune {r.get('conv_autotune', '')}" if r["compile_seconds"] else "fp16 channels_last")
+            note = "; ".join(bits)
+            if "network_ms" in r:
+                torch_net[r["mode"]] = r["network_ms"]
             torch_ips["compiled" if r["mode"] != "eager" else "eager"] = (r["images_per_second"], r["mode"])
         else:
             name = f"Osprey engine, {r['streams']} context(s) on {r['device']}"
@@ -32,10 +38,14 @@ for arch, rs in rows.items():
             if len(per) > 1:
                 note += "; " + ", ".join(f"{p['device']} {p['images_per_second']:.0f}/s" for p in per)
             best = max(best, r["images_per_second"])
+            osprey_net = r["stage_ms_network"] if osprey_net is None else min(osprey_net, r["stage_ms_network"])
         print(f"| {arch} | {r['batch']} | {name} | {r['images_per_second']:.1f} | {r['latency_ms_p50']:.2f} | {r['latency_ms_p99']:.2f} | {note} |")
     parts = [f"{arch}: Osprey best {best:.0f} images/s"]
     for k, (v, mode) in torch_ips.items():
         parts.append(f"{best / v:.2f}x PyTorch {mode}" if v > 0 else f"PyTorch {mode}: no result")
+    if osprey_net is not None:
+        for mode, ms in torch_net.items():
+            parts.append(f"network alone (eager engine, no graph): {osprey_net:.2f} ms vs PyTorch {mode} {ms:.2f} ms per batch ({ms / osprey_net:.2f}x)")
     summary.append("; ".join(parts))
 print()
 for s in summary:

@@ -14,6 +14,10 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 SECS=${OSPREY_ENGINE_SECONDS:-5}
 CT=${OSPREY_COMPILE_TIMEOUT:-240}
 DEVICES=${OSPREY_ENGINE_DEVICES:-0}
+# inductor's autotuning backends for convolutions and matrix products: Triton templates cost 5 to 20 s of benchmarking
+# per shape on the H100 (RetinaNet-R50-FPN: over 190 s), so by default only ATen (cuDNN/cuBLAS) choices are benchmarked;
+# OSPREY_TORCH_AUTOTUNE=ATEN,TRITON gives full max-autotune where time allows
+AUTOTUNE=${OSPREY_TORCH_AUTOTUNE:-ATEN}
 rc=0
 results=()
 T0=$SECONDS
@@ -43,7 +47,7 @@ for spec in "${SPECS[@]}"; do
   t=$(left); [ "$t" -gt "$CT" ] && t=$CT
   if [ "$t" -lt 30 ]; then echo "no time left for torch.compile of $A"; rc=1; continue; fi
   if ! timeout "$t" "$PY" "$HERE/engine_torch.py" --arch "$A" --weights "$RAW/$A.safetensors" --batch "$N" --size "$S" --seconds "$SECS" \
-      --mode compile --compile-mode max-autotune --json "$RAW/torch-$A-compile.json" > "$RAW/torch-$A-compile.log" 2>&1; then
+      --mode compile --compile-mode max-autotune --conv-autotune "$AUTOTUNE" --gemm-autotune "$AUTOTUNE" --json "$RAW/torch-$A-compile.json" > "$RAW/torch-$A-compile.log" 2>&1; then
     echo "torch.compile max-autotune for $A did not finish within $t s (or failed):"; tail -3 "$RAW/torch-$A-compile.log"
     t=$(left); [ "$t" -gt "$CT" ] && t=$CT
     if [ "$t" -lt 30 ]; then echo "no time left for torch.compile reduce-overhead of $A"; rc=1; continue; fi
