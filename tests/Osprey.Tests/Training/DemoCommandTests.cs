@@ -38,6 +38,11 @@ public sealed class DemoCommandTests : IDisposable
         rows = File.ReadAllLines(Path.Combine(_dir, "train.csv"));
         Assert.Equal(["1", "2", "3"], rows.Skip(1).Select(r => r.Split(',')[0]));
 
+        // the checkpoint holds AdamW's state: resuming it with SGD is refused, not silently started fresh
+        var sgd = new TrainOptions { Architecture = preset.Architecture, BatchSize = 2, Iterations = 5, Resize = 128, MaxSize = 256, Optimizer = "sgd" };
+        var e = Assert.Throws<ArgumentException>(() => Trainer.Resume(ck, sgd).Dispose());
+        Assert.Contains("exp_avg", e.Message, StringComparison.Ordinal);
+
         string val = Path.Combine(_dir, "data", "val");
         Assert.Equal(0, Osprey.Cli.Program.Main(["infer", "--arch", preset.Architecture, "--weights", ck, "--images", Path.Combine(val, "images"),
             "--output", Path.Combine(_dir, "r.json"), "--annotations", Path.Combine(val, "annotations.json"), "--resize", "128", "--max-size", "256"]));
