@@ -16,6 +16,8 @@ using Osprey.Bench;
 //       CPU backend, beside PyTorch (bench/cpu/torch_autograd.py) in the same invocation.
 //   train-loss [--runs N] [--no-torch]: RetinaNet and SSD300 loss + gradients on the CPU (matching included), next to
 //       torchvision's compute_loss + backward (bench/train/torch_loss.py), same shapes, same run.
+//   demo-step [--arch A] [--batch N] [--size S] [--steps N]: one `osprey demo` CPU training step split into data, forward,
+//       loss, backward and optimiser (wall and CPU ms per step): where the demo's time goes.
 //   gpu-detect [--dir DIR] [--reps N]: GPU post-processing (decode + top-k + NMS) of a 64-image SSD300 batch and a
 //       16-image RetinaNet 800x800 batch; writes the SSD inputs to DIR for bench/gpu/detect_bench.py (torchvision).
 //   gpu-infer --arch A --weights W.pth --images RAW.u8 [--batch N] [--height H] [--width W] [--runs N] [--torch FILE]:
@@ -30,6 +32,7 @@ return args.FirstOrDefault() switch
     "gpu-libs" => GpuLibsBench.Run(args[1..]),
     "autograd" => AutogradBench.Run(args[1..]),
     "train-loss" => TrainLossBench.Run(args[1..]),
+    "demo-step" => DemoStepProfile.Run(args[1..]),
     "gpu-detect" => GpuDetectBench.Run(args[1..]),
     "gpu-infer" => GpuInferBench.Run(args[1..]),
     _ => Usage(),
@@ -37,7 +40,7 @@ return args.FirstOrDefault() switch
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: Osprey.Bench <mode> [options]; modes: cpu, cpu-convs, coco-eval, gpu-core, gpu-libs, gpu-detect, gpu-infer, autograd, train-loss");
+    Console.Error.WriteLine("usage: Osprey.Bench <mode> [options]; modes: cpu, cpu-convs, coco-eval, gpu-core, gpu-libs, gpu-detect, gpu-infer, autograd, train-loss, demo-step");
     return 2;
 }
 

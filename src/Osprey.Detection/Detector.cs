@@ -79,7 +79,7 @@ public sealed class Detector : IDisposable
         post.Validate();
         switch (arch.Family)
         {
-            case DetectorFamily.RetinaNet: _anchors = AnchorGenerator.RetinaNet(); break;
+            case DetectorFamily.RetinaNet: _anchors = arch.Anchors(); break;
             case DetectorFamily.Ssd: _defaultBoxes = DefaultBoxGenerator.Ssd300(); break;
             case DetectorFamily.OdtkRetinaNet: _odtkAnchors = OdtkAnchors.Default(); break;
             default: _nvDefaultBoxes = NvidiaDefaultBoxes.Generate(); break;

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Diagnostics;
 using System.Globalization;
 using Osprey.Core;
 using Osprey.Core.Tensors;
@@ -17,41 +18,68 @@ public static class DemoCommand
     public static Command Create()
     {
         var output = new Option<string>("--out") { Description = "folder for the data, checkpoint, log, plots and annotated images", DefaultValueFactory = _ => "osprey-demo" };
-        var iters = new Option<int>("--iters") { Description = "training iterations", DefaultValueFactory = _ => 600 };
-        var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N", DefaultValueFactory = _ => "cpu" };
-        var images = new Option<int>("--images") { Description = "synthetic training images", DefaultValueFactory = _ => 400 };
-        var batch = new Option<int>("--batch") { Description = "images per iteration", DefaultValueFactory = _ => 4 };
-        var resize = new Option<int>("--resize") { Description = "shorter side of the network input", DefaultValueFactory = _ => 160 };
-        var lr = new Option<double>("--lr") { Description = "base learning rate", DefaultValueFactory = _ => 0.01 };
+        var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N (each has its own defaults below)", DefaultValueFactory = _ => "cpu" };
+        var arch = new Option<string?>("--arch") { Description = $"RetinaNet architecture (cpu: {DemoPreset.Cpu.Architecture}, cuda: {DemoPreset.Cuda.Architecture})" };
+        var iters = new Option<int?>("--iters") { Description = $"training iterations (cpu: {DemoPreset.Cpu.Iterations}, cuda: {DemoPreset.Cuda.Iterations})" };
+        var images = new Option<int?>("--images") { Description = $"synthetic training images (default {DemoPreset.Cpu.Images})" };
+        var batch = new Option<int?>("--batch") { Description = $"images per iteration (cpu: {DemoPreset.Cpu.Batch}, cuda: {DemoPreset.Cuda.Batch})" };
+        var resize = new Option<int?>("--resize") { Description = $"shorter side of the network input (default {DemoPreset.Cpu.Resize})" };
+        var optimizer = new Option<string?>("--optimizer") { Description = $"sgd or adamw (cpu: {DemoPreset.Cpu.Optimizer}, cuda: {DemoPreset.Cuda.Optimizer})" };
+        var lr = new Option<double?>("--lr") { Description = $"base learning rate (cpu: {DemoPreset.Cpu.LearningRate}, cuda: {DemoPreset.Cuda.LearningRate})" };
         var seed = new Option<int>("--seed") { Description = "seed of data, initialisation and order", DefaultValueFactory = _ => 0 };
         var cmd = new Command("demo", "Generate a synthetic shapes dataset, train a small RetinaNet on it, evaluate it and draw its detections")
         {
-            output, iters, device, images, batch, resize, lr, seed,
+            output, device, arch, iters, images, batch, resize, optimizer, lr, seed,
         };
-        cmd.SetAction(r => Run(r.GetValue(output)!, r.GetValue(iters), r.GetValue(device)!, r.GetValue(images), r.GetValue(batch),
-            r.GetValue(resize), r.GetValue(lr), r.GetValue(seed)));
+        cmd.SetAction(r =>
+        {
+            string dev = r.GetValue(device)!;
+            DemoPreset p;
+            try
+            {
+                p = DemoPreset.For(Device.Parse(dev));
+            }
+            catch (FormatException e)
+            {
+                AnsiConsole.MarkupLine($"[red]error:[/] --device {Markup.Escape(dev)}: {Markup.Escape(e.Message)}");
+                return 2;
+            }
+            p = p with
+            {
+                Architecture = r.GetValue(arch) ?? p.Architecture, Iterations = r.GetValue(iters) ?? p.Iterations, Images = r.GetValue(images) ?? p.Images,
+                Batch = r.GetValue(batch) ?? p.Batch, Resize = r.GetValue(resize) ?? p.Resize, Optimizer = r.GetValue(optimizer) ?? p.Optimizer,
+                LearningRate = r.GetValue(lr) ?? p.LearningRate,
+            };
+            return Run(r.GetValue(output)!, dev, p, r.GetValue(seed));
+        });
         return cmd;
     }
 
-    public static int Run(string dir, int iters, string device, int images, int batch, int resize, double lr, int seed)
+    /// <summary>Runs the demo with the settings of <paramref name="preset"/> (see <see cref="DemoPreset.For"/> for the defaults).</summary>
+    public static int Run(string dir, string device, DemoPreset preset, int seed, int valImages = 60)
     {
+        ArgumentNullException.ThrowIfNull(preset);
         Trainer trainer;
         CocoDetectionDataset train, val;
         string how;
+        int iters = preset.Iterations, batch = preset.Batch, resize = preset.Resize;
+        var clock = Stopwatch.StartNew();
+        var cpu0 = Process.GetCurrentProcess().TotalProcessorTime;
         try
         {
-            if (images < batch) throw new ArgumentException($"--images {images} must be at least --batch {batch}");
+            if (preset.Images < batch) throw new ArgumentException($"--images {preset.Images} must be at least --batch {batch}");
+            if (preset.Optimizer is not ("sgd" or "adamw")) throw new ArgumentException($"--optimizer {preset.Optimizer}: expected sgd or adamw");
             AnsiConsole.MarkupLine($"generating the synthetic shapes set in {Markup.Escape(Path.GetFullPath(dir))} ...");
-            var trainSet = SyntheticShapes.Generate(Path.Combine(dir, "data", "train"), new SyntheticShapesOptions(Images: images, Seed: 1000 + seed));
-            var valSet = SyntheticShapes.Generate(Path.Combine(dir, "data", "val"), new SyntheticShapesOptions(Images: 60, Seed: 2000 + seed));
+            var trainSet = SyntheticShapes.Generate(Path.Combine(dir, "data", "train"), preset.Data(preset.Images, 1000 + seed));
+            var valSet = SyntheticShapes.Generate(Path.Combine(dir, "data", "val"), preset.Data(valImages, 2000 + seed));
             AnsiConsole.MarkupLine($"{trainSet.Images} training images ({trainSet.Objects} objects), {valSet.Images} validation images ({valSet.Objects} objects); " +
                 $"classes: {string.Join(", ", SyntheticShapes.ClassNames)}");
             train = TrainSetup.Dataset(trainSet.AnnotationsPath, trainSet.ImageDirectory);
             val = new CocoDetectionDataset(valSet.AnnotationsPath, valSet.ImageDirectory, new CocoDatasetOptions(LabelMapping.CategoryId));
-            var settings = new TrainSettings(Path.Combine(dir, "model.safetensors"), "retinanet_resnet18_fpn", trainSet.AnnotationsPath, trainSet.ImageDirectory,
-                null, null, Math.Max(1, iters / 4), 60, null, null, batch, iters, lr, Math.Min(100, iters / 5), [iters * 3 / 4], null, resize, resize * 2,
-                "fp32", device, null, seed, Math.Max(1, iters / 4), dir);
-            var options = settings.ToOptions();
+            var settings = new TrainSettings(Path.Combine(dir, "model.safetensors"), preset.Architecture, trainSet.AnnotationsPath, trainSet.ImageDirectory,
+                null, null, Math.Max(1, iters / 4), valImages, null, null, batch, iters, preset.LearningRate, DemoPreset.WarmupFor(iters), [Math.Max(1, iters * 3 / 4)],
+                null, resize, resize * 2, "fp32", device, null, seed, Math.Max(1, iters / 4), dir);
+            var options = settings.ToOptions() with { Optimizer = preset.Optimizer };
             (trainer, how) = TrainSetup.Start(options, train, settings.Output, null);
         }
         catch (Exception e) when (e is ArgumentException or OspreyException or IOException or UnauthorizedAccessException or InvalidOperationException)
@@ -61,11 +89,12 @@ public static class DemoCommand
         }
         using (trainer)
         {
-            AnsiConsole.MarkupLine($"[bold]{trainer.Architecture.Name}[/] at {resize} px: {Markup.Escape(how)}; {iters} iterations of batch {batch} on {trainer.Options.Device}");
+            AnsiConsole.MarkupLine($"[bold]{trainer.Architecture.Name}[/] at {resize} px: {Markup.Escape(how)}; {iters} iterations of batch {batch} on {trainer.Options.Device}, " +
+                string.Create(CultureInfo.InvariantCulture, $"{preset.Optimizer} lr {preset.LearningRate}"));
             try
             {
                 string ck = Path.Combine(dir, "model.safetensors");
-                var outcome = TrainRunner.Train(trainer, train, val, new RunSpec(ck, dir, Math.Max(1, iters / 4), 60, Math.Max(1, iters / 4)));
+                var outcome = TrainRunner.Train(trainer, train, val, new RunSpec(ck, dir, Math.Max(1, iters / 4), valImages, Math.Max(1, iters / 4)));
                 if (outcome.Interrupted) return 130;
                 var (result, dets) = trainer.Evaluate(val);
                 string drawn = Path.Combine(dir, "detections");
@@ -78,8 +107,11 @@ public static class DemoCommand
                 bool ok = result.AP >= GoalMap;
                 AnsiConsole.MarkupLine(string.Create(CultureInfo.InvariantCulture,
                     $"[bold]validation mAP@[[.5:.95]] {result.AP:F3}[/] (AP50 {result.Stats[1]:F3}) after {trainer.Iteration} iterations; goal {GoalMap:F1}: {(ok ? "[green]reached[/]" : "[yellow]not reached[/] (train longer: --iters)")}"));
-                AnsiConsole.MarkupLine($"written: {Markup.Escape(ck)} (osprey infer --arch retinanet_resnet18_fpn --weights {Markup.Escape(ck)} --resize {resize} ...), " +
+                AnsiConsole.MarkupLine($"written: {Markup.Escape(ck)} (osprey infer --arch {trainer.Architecture.Name} --weights {Markup.Escape(ck)} --resize {resize} ...), " +
                     $"{Markup.Escape(Path.Combine(dir, "train.csv"))}, loss.png, map.png, {Markup.Escape(drawn)}/*.png");
+                double cpu = (Process.GetCurrentProcess().TotalProcessorTime - cpu0).TotalSeconds;
+                AnsiConsole.MarkupLine(string.Create(CultureInfo.InvariantCulture,
+                    $"demo time: {clock.Elapsed.TotalSeconds:F0} s wall, {cpu:F0} s CPU on {Environment.ProcessorCount} cores (load average now {LoadAverage()})"));
                 return 0;
             }
             catch (Exception e) when (e is OspreyException or IOException or InvalidOperationException or NotSupportedException or ArgumentException)
@@ -87,6 +119,22 @@ public static class DemoCommand
                 AnsiConsole.MarkupLine($"[red]error at iteration {trainer.Iteration + 1}:[/] {Markup.Escape(e.Message)}");
                 return 1;
             }
+        }
+    }
+
+    private static string LoadAverage()
+    {
+        try
+        {
+            return File.ReadAllText("/proc/loadavg").Split(' ')[0];
+        }
+        catch (IOException)
+        {
+            return "unknown";
+        }
+        catch (UnauthorizedAccessException)
+        {
+            return "unknown";
         }
     }
 }

@@ -22,13 +22,17 @@ public sealed class AnchorGenerator
     }
 
     /// <summary>torchvision's RetinaNet anchors: sizes (x, int(x 2^(1/3)), int(x 2^(2/3))) for x = 32..512, ratios 0.5, 1, 2.</summary>
-    public static AnchorGenerator RetinaNet()
+    public static AnchorGenerator RetinaNet() => RetinaNet(32);
+
+    /// <summary>RetinaNet's anchors with x = <paramref name="smallest"/> on P3, doubling per level up to P7 (torchvision's: 32).</summary>
+    public static AnchorGenerator RetinaNet(int smallest)
     {
+        if (smallest < 1 || smallest > 1 << 20) throw new ArgumentOutOfRangeException(nameof(smallest), $"anchor generator: smallest anchor size {smallest} must be 1..2^20");
         var sizes = new float[5][];
         var ratios = new float[5][];
         for (int l = 0; l < 5; l++)
         {
-            int x = 32 << l;
+            int x = smallest << l;
             sizes[l] = [x, (int)(x * Math.Pow(2, 1.0 / 3)), (int)(x * Math.Pow(2, 2.0 / 3))];
             ratios[l] = [0.5f, 1f, 2f];
         }

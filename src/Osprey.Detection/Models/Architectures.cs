@@ -34,6 +34,9 @@ public sealed record Architecture(
     string Reference,
     IReadOnlyList<int>? CategoryIds = null)
 {
+    /// <summary>The anchors of a RetinaNet-family architecture (torchvision's sizes 32..512 unless the architecture says otherwise).</summary>
+    public Func<AnchorGenerator> Anchors { get; init; } = AnchorGenerator.RetinaNet;
+
     /// <summary>Builds the network for a class count other than the reference's (training on one's own data); null if the
     /// architecture cannot (yet).</summary>
     public Func<int, DetectionModel>? CreateWithClasses { get; init; }
@@ -70,6 +73,7 @@ public static class Architectures
         Retina("retinanet_resnet50_fpn", 50),
         Retina("retinanet_resnet101_fpn", 101),
         Retina("retinanet_resnet152_fpn", 152),
+        Tiny(),
         new("ssd300_vgg16", DetectorFamily.Ssd, () => new Ssd300Vgg16(), ResizePolicy.Ssd300, Normalization.Ssd300Vgg,
             PostProcessOptions.Ssd300Torchvision, "torchvision.models.detection.ssd300_vgg16"),
         new("retinanet_mobilenetv2_fpn", DetectorFamily.OdtkRetinaNet, () => new OdtkRetinaNet(), ResizePolicy.RetinaNetOdtk, Normalization.ImageNet,
@@ -94,6 +98,17 @@ public static class Architectures
             ? $"architecture '{name}' is not implemented yet; available: {known}"
             : $"unknown architecture '{name}'; available: {known}");
     }
+
+    /// <summary><c>retinanet_tiny_fpn</c>: <see cref="RetinaNetShape.Tiny"/>, anchors 16..256 (half torchvision's, for inputs of about
+    /// 128 px), 4 classes (<c>osprey demo</c>'s three shapes as category ids 1..3); no pretrained weights exist, it is trained here.</summary>
+    private static Architecture Tiny() =>
+        new("retinanet_tiny_fpn", DetectorFamily.RetinaNet, () => new RetinaNet("retinanet_tiny_fpn", RetinaNetShape.Tiny, 4),
+            ResizePolicy.RetinaNetTorchvision with { MinSize = 128, MaxSize = 256 }, Normalization.ImageNet, PostProcessOptions.RetinaNetTorchvision,
+            "torchvision RetinaNet structure (FrozenBatchNorm2d ResNet body, FPN P3-P7, focal loss) at demo size: 3x3 stem 16, basic blocks 16/32/64/128 x 1, FPN 64, heads 2 x conv 64, anchors 16..256")
+        {
+            CreateWithClasses = classes => new RetinaNet("retinanet_tiny_fpn", RetinaNetShape.Tiny, classes),
+            Anchors = () => AnchorGenerator.RetinaNet(16),
+        };
 
     private static Architecture Retina(string name, int depth) =>
         new(name, DetectorFamily.RetinaNet, () => new RetinaNet(name, depth), ResizePolicy.RetinaNetTorchvision, Normalization.ImageNet,

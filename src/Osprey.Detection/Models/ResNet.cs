@@ -9,6 +9,7 @@ namespace Osprey.Detection.Models;
 /// torchvision's ResNet body (no pooling head): conv1/bn1/relu/maxpool and layer1..layer4 of BasicBlocks
 /// (ResNet-18/34) or Bottlenecks with the stride on the 3x3 (ResNet-50/101/152, "v1.5"). Batch norms are
 /// FrozenBatchNorm2d, folded into the convolutions. Returns C3, C4, C5 (outputs of layer2..layer4).
+/// <see cref="ResNetShape"/> also describes narrower bodies with the same structure and names.
 /// </summary>
 public sealed class ResNet : IDisposable
 {
@@ -16,34 +17,33 @@ public sealed class ResNet : IDisposable
     private readonly List<Block> _blocks = [];
     private readonly int[] _stageEnds = new int[4];
 
-    public ResNet(ParameterTable table, string prefix, int depth)
+    public ResNet(ParameterTable table, string prefix, int depth) : this(table, prefix, ResNetShape.Depth(depth))
     {
-        (bool bottleneck, int[] counts) = depth switch
-        {
-            18 => (false, new[] { 2, 2, 2, 2 }),
-            34 => (false, new[] { 3, 4, 6, 3 }),
-            50 => (true, new[] { 3, 4, 6, 3 }),
-            101 => (true, new[] { 3, 4, 23, 3 }),
-            152 => (true, new[] { 3, 8, 36, 3 }),
-            _ => throw new ArgumentException($"resnet depth {depth} is not one of 18, 34, 50, 101, 152"),
-        };
-        _stem = new Conv(table, $"{prefix}.conv1", 3, 64, 7, 2, 3, bias: false, batchNorm: $"{prefix}.bn1", activation: UnaryKind.Relu);
-        int expansion = bottleneck ? 4 : 1;
-        int inplanes = 64;
+    }
+
+    /// <summary>A body of any <see cref="ResNetShape"/> (torchvision's depths, or a narrow one such as the demo's).</summary>
+    public ResNet(ParameterTable table, string prefix, ResNetShape shape)
+    {
+        ArgumentNullException.ThrowIfNull(shape);
+        shape.Check();
+        int stem = shape.StemChannels;
+        _stem = new Conv(table, $"{prefix}.conv1", 3, stem, shape.StemKernel, 2, shape.StemKernel / 2, bias: false, batchNorm: $"{prefix}.bn1", activation: UnaryKind.Relu);
+        int expansion = shape.Bottleneck ? 4 : 1;
+        int inplanes = stem;
         for (int s = 0; s < 4; s++)
         {
-            int planes = 64 << s;
-            for (int i = 0; i < counts[s]; i++)
+            int planes = shape.Widths[s];
+            for (int i = 0; i < shape.Blocks[s]; i++)
             {
                 int stride = i == 0 && s > 0 ? 2 : 1;
                 string p = $"{prefix}.layer{s + 1}.{i}";
                 bool down = i == 0 && (stride != 1 || inplanes != planes * expansion);
-                _blocks.Add(new Block(table, p, inplanes, planes, stride, bottleneck, down));
+                _blocks.Add(new Block(table, p, inplanes, planes, stride, shape.Bottleneck, down));
                 inplanes = planes * expansion;
             }
             _stageEnds[s] = _blocks.Count;
         }
-        StageChannels = [128 * expansion, 256 * expansion, 512 * expansion];
+        StageChannels = [shape.Widths[1] * expansion, shape.Widths[2] * expansion, shape.Widths[3] * expansion];
     }
 
     /// <summary>Channels of C3, C4, C5.</summary>
@@ -128,5 +128,33 @@ public sealed class ResNet : IDisposable
             foreach (var c in _convs) c.Dispose();
             _down?.Dispose();
         }
+    }
+}
+
+/// <summary>
+/// The shape of a ResNet body: block kind, blocks and planes per stage (layer1..layer4), and the stem (a kernel x kernel
+/// stride-2 convolution with batch norm and ReLU, then a 3x3 stride-2 max pool).
+/// </summary>
+public sealed record ResNetShape(bool Bottleneck, int[] Blocks, int[] Widths, int StemChannels = 64, int StemKernel = 7)
+{
+    /// <summary>torchvision's resnet18/34/50/101/152.</summary>
+    public static ResNetShape Depth(int depth) => depth switch
+    {
+        18 => new(false, [2, 2, 2, 2], s_widths),
+        34 => new(false, [3, 4, 6, 3], s_widths),
+        50 => new(true, [3, 4, 6, 3], s_widths),
+        101 => new(true, [3, 4, 23, 3], s_widths),
+        152 => new(true, [3, 8, 36, 3], s_widths),
+        _ => throw new ArgumentException($"resnet depth {depth} is not one of 18, 34, 50, 101, 152"),
+    };
+
+    private static readonly int[] s_widths = [64, 128, 256, 512];
+
+    internal void Check()
+    {
+        if (Blocks is not { Length: 4 } || Widths is not { Length: 4 } || Blocks.Any(b => b < 1) || Widths.Any(w => w < 1)
+            || StemChannels < 1 || StemKernel < 1 || StemKernel % 2 == 0)
+            throw new ArgumentException($"resnet shape: blocks [{string.Join(", ", Blocks ?? [])}], widths [{string.Join(", ", Widths ?? [])}], " +
+                $"stem {StemChannels} channels {StemKernel}x{StemKernel} (need 4 stages of >= 1 block and >= 1 plane, an odd stem kernel)");
     }
 }

@@ -9,7 +9,8 @@ namespace Osprey.Detection.Models;
 /// <summary>
 /// torchvision's RetinaNet (retinanet_resnet50_fpn structure, v1) with a ResNet-18/34/50/101/152 body:
 /// backbone.body (ResNet, frozen BN), backbone.fpn (P3-P7), head.classification_head / head.regression_head
-/// (4 conv+relu layers, then cls_logits / bbox_reg), 9 anchors per location.
+/// (4 conv+relu layers, then cls_logits / bbox_reg), 9 anchors per location. A <see cref="RetinaNetShape"/> gives the same
+/// structure and names at other widths and depths (the demo's small <c>retinanet_tiny_fpn</c>).
 /// </summary>
 public sealed class RetinaNet : DetectionModel
 {
@@ -17,19 +18,29 @@ public sealed class RetinaNet : DetectionModel
 
     private readonly ResNet _body;
     private readonly Fpn _fpn;
-    private readonly Conv[] _clsTower = new Conv[4], _regTower = new Conv[4];
+    private readonly Conv[] _clsTower, _regTower;
     private readonly Conv _clsLogits, _bboxReg;
 
-    public RetinaNet(string architecture, int depth, int classes = 91) : base(architecture, classes)
+    public RetinaNet(string architecture, int depth, int classes = 91) : this(architecture, RetinaNetShape.Torchvision(depth), classes)
     {
-        _body = new ResNet(Parameters, "backbone.body", depth);
-        _fpn = new Fpn(Parameters, "backbone.fpn", _body.StageChannels);
-        for (int i = 0; i < 4; i++)
-            _clsTower[i] = new Conv(Parameters, $"head.classification_head.conv.{i}.0", 256, 256, 3, 1, 1, activation: UnaryKind.Relu);
-        _clsLogits = new Conv(Parameters, "head.classification_head.cls_logits", 256, AnchorsPerLocation * classes, 3, 1, 1);
-        for (int i = 0; i < 4; i++)
-            _regTower[i] = new Conv(Parameters, $"head.regression_head.conv.{i}.0", 256, 256, 3, 1, 1, activation: UnaryKind.Relu);
-        _bboxReg = new Conv(Parameters, "head.regression_head.bbox_reg", 256, AnchorsPerLocation * 4, 3, 1, 1);
+    }
+
+    public RetinaNet(string architecture, RetinaNetShape shape, int classes) : base(architecture, classes)
+    {
+        ArgumentNullException.ThrowIfNull(shape);
+        if (shape.FpnChannels < 1 || shape.HeadConvs < 0)
+            throw new ArgumentException($"{architecture}: FPN channels {shape.FpnChannels}, head convolutions {shape.HeadConvs} (need >= 1 and >= 0)");
+        int c = shape.FpnChannels;
+        _body = new ResNet(Parameters, "backbone.body", shape.Body);
+        _fpn = new Fpn(Parameters, "backbone.fpn", _body.StageChannels, c);
+        _clsTower = new Conv[shape.HeadConvs];
+        _regTower = new Conv[shape.HeadConvs];
+        for (int i = 0; i < shape.HeadConvs; i++)
+            _clsTower[i] = new Conv(Parameters, $"head.classification_head.conv.{i}.0", c, c, 3, 1, 1, activation: UnaryKind.Relu);
+        _clsLogits = new Conv(Parameters, "head.classification_head.cls_logits", c, AnchorsPerLocation * classes, 3, 1, 1);
+        for (int i = 0; i < shape.HeadConvs; i++)
+            _regTower[i] = new Conv(Parameters, $"head.regression_head.conv.{i}.0", c, c, 3, 1, 1, activation: UnaryKind.Relu);
+        _bboxReg = new Conv(Parameters, "head.regression_head.bbox_reg", c, AnchorsPerLocation * 4, 3, 1, 1);
     }
 
     protected override void LoadChecked(StateDict weights, Device device, MemoryFormat format, DType dtype)
@@ -89,4 +100,17 @@ public sealed class RetinaNet : DetectionModel
         _fpn.Dispose();
         foreach (var c in _clsTower.Append(_clsLogits).Concat(_regTower).Append(_bboxReg)) c.Dispose();
     }
+}
+
+/// <summary>The shape of a <see cref="RetinaNet"/>: its ResNet body, the FPN's channels (P3-P7) and the conv+ReLU layers of each head tower.</summary>
+public sealed record RetinaNetShape(ResNetShape Body, int FpnChannels = 256, int HeadConvs = 4)
+{
+    /// <summary>torchvision's retinanet_resnet50_fpn structure with a resnet{depth} body.</summary>
+    public static RetinaNetShape Torchvision(int depth) => new(ResNetShape.Depth(depth));
+
+    /// <summary>
+    /// <c>retinanet_tiny_fpn</c>, the demo's small RetinaNet (about 0.4M parameters for 4 classes): a narrow ResNet body
+    /// (3x3 stem of 16 channels, one basic block per stage of 16/32/64/128 planes), a 64-channel FPN and heads of 2 conv layers.
+    /// </summary>
+    public static RetinaNetShape Tiny { get; } = new(new ResNetShape(false, [1, 1, 1, 1], [16, 32, 64, 128], StemChannels: 16, StemKernel: 3), 64, 2);
 }

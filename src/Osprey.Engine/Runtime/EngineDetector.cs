@@ -98,7 +98,7 @@ public sealed class EngineDetector : IDisposable
         var input = new ImageSize(Spec.Height, Spec.Width);
         if (family == DetectorFamily.RetinaNet)
         {
-            var gen = AnchorGenerator.RetinaNet();
+            var gen = Architecture.Anchors();
             _anchors = gen.Generate(input, Grids);
             _anchorCounts = new int[Grids.Length];
             for (int l = 0; l < Grids.Length; l++) _anchorCounts[l] = Grids[l].Height * Grids[l].Width * gen.AnchorsPerLocation(l);

@@ -20,6 +20,8 @@ public sealed record TrainOptions
     public int[] Milestones { get; init; } = [60_000, 80_000];
     public double Momentum { get; init; } = 0.9;
     public double WeightDecay { get; init; } = 1e-4;
+    /// <summary>"sgd" (momentum <see cref="Momentum"/>) or "adamw" (torch's betas and eps; the decay is <see cref="WeightDecay"/>).</summary>
+    public string Optimizer { get; init; } = "sgd";
     /// <summary>Global gradient-norm clip (0: none).</summary>
     public double ClipNorm { get; init; } = 10;
     /// <summary>Shorter side of the network input; with <see cref="JitterMin"/>/<see cref="JitterMax"/> set, each iteration draws it in that range.</summary>
@@ -45,8 +47,14 @@ public sealed record TrainOptions
         if ((JitterMin != 0 || JitterMax != 0) && (JitterMin < 32 || JitterMax < JitterMin || JitterMax > MaxSize))
             throw new ArgumentException($"--jitter {JitterMin} {JitterMax}: need 32 <= min <= max <= --max-size {MaxSize}");
         if (Classes is int k && k < 1) throw new ArgumentException($"--classes {k} must be at least 1");
+        if (Optimizer is not ("sgd" or "adamw")) throw new ArgumentException($"optimizer '{Optimizer}': expected sgd or adamw");
         if (Workers < 1) throw new ArgumentException($"workers {Workers} must be at least 1");
     }
+
+    /// <summary>A fresh optimiser of <see cref="Optimizer"/>'s kind with these settings.</summary>
+    public Optim.Optimizer CreateOptimizer() => Optimizer == "adamw"
+        ? new Optim.AdamW(new Optim.AdamWOptions(LearningRate, WeightDecay: WeightDecay))
+        : new Optim.Sgd(new Optim.SgdOptions(LearningRate, Momentum, 0, WeightDecay));
 
     /// <summary>The resize used for validation and inference (the fixed size, or the middle of the jitter range).</summary>
     public ResizePolicy EvalResize => ResizePolicy.RetinaNetTorchvision with { MinSize = JitterMax > 0 ? (JitterMin + JitterMax) / 2 : Resize, MaxSize = MaxSize };

@@ -26,18 +26,19 @@ public sealed class Trainer : IDisposable
 {
     private readonly DetectionModel _model;
     private readonly List<Parameter> _params = [];
-    private readonly Sgd _optimizer;
-    private readonly AnchorGenerator _anchors = AnchorGenerator.RetinaNet();
+    private readonly Optimizer _optimizer;
+    private readonly AnchorGenerator _anchors;
     private readonly Dictionary<(ImageSize, int), float[]> _anchorCache = [];
 
     private Trainer(Architecture arch, DetectionModel model, TrainOptions options, long iteration)
     {
         Architecture = arch;
+        _anchors = arch.Anchors();
         _model = model;
         Options = options;
         Iteration = iteration;
         Schedule = new LearningRateSchedule(options.LearningRate, options.Warmup, options.Milestones);
-        _optimizer = new Sgd(new SgdOptions(options.LearningRate, options.Momentum, 0, options.WeightDecay));
+        _optimizer = options.CreateOptimizer();
         foreach (var c in model.Parameters.Layers)
         {
             _params.Add(new Parameter(c.Weight!, c.Name + ".weight", ownsValue: false));

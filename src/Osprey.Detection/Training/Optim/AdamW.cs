@@ -27,6 +27,8 @@ public sealed class AdamW : Optimizer
 
     protected override string Name => "adamw";
 
+    protected override bool AcceptsBuffer(string name) => name is "exp_avg" or "exp_avg_sq" || (Options.AmsGrad && name == "max_exp_avg_sq");
+
     protected override Tensor Update(ParamState state, Tensor param, Tensor grad, int index)
     {
         var o = Options;

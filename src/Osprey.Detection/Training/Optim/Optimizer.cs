@@ -45,6 +45,7 @@ public abstract class Optimizer : IDisposable
             foreach (var (i, name, value) in buffers)
             {
                 if (i < 0 || i >= _state.Count) throw new ArgumentException($"{Name}: state for parameter {i}, but there are {_state.Count}");
+                if (!AcceptsBuffer(name)) throw new ArgumentException($"{Name}: state '{name}' of parameter {i} is not one of this optimizer's buffers (saved by another optimizer?)");
                 if (value.Shape != _state[i].Shape) throw new ArgumentException($"{Name}: state '{name}' of parameter {i} is {value.Shape}, the parameter {_state[i].Shape}");
                 _state[i].SetBuffer(name, value);
             }
@@ -86,6 +87,9 @@ public abstract class Optimizer : IDisposable
     protected abstract Tensor Update(ParamState state, Tensor param, Tensor grad, int index);
 
     protected abstract string Name { get; }
+
+    /// <summary>Whether <paramref name="name"/> is one of this optimizer's state buffers (checked when a state is loaded).</summary>
+    protected virtual bool AcceptsBuffer(string name) => true;
 
     private void CheckPair(ParamGrad pg, int i)
     {

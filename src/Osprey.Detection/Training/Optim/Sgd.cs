@@ -26,6 +26,8 @@ public sealed class Sgd : Optimizer
 
     protected override string Name => "sgd";
 
+    protected override bool AcceptsBuffer(string name) => name == "momentum";
+
     protected override Tensor Update(ParamState state, Tensor param, Tensor grad, int index)
     {
         var o = Options;
