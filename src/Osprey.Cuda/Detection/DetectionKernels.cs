@@ -115,18 +115,24 @@ public sealed class DetectionKernels
         return f;
     }
 
-    public void SsdSoftmax(bool half, ulong logits, ulong probsT, int n, int anchors, int classes)
+    /// <summary>
+    /// Softmax of SSD logits [n, anchors, classes]; foreground probabilities above threshold become keys in per-(image,
+    /// class) lists: cand [n * (classes - 1) * anchors] int64, candCount [n * (classes - 1)] int32 (zeroed here first).
+    /// reverse: equal scores put the higher anchor first (DLE).
+    /// </summary>
+    public void SsdSoftmax(bool half, ulong logits, ulong cand, ulong candCount, int n, int anchors, int classes, float threshold, bool reverse)
     {
+        CuDriver.Check(CuDriver.cuMemsetD32Async(candCount, 0, (nuint)((long)n * (classes - 1)), _b.Stream.Handle), "cuMemsetD32Async(ssd candidate counts)");
         // rows of logits, then one maximum and one reciprocal per row
         int apb = Math.Clamp(SharedLimit / 4 / (classes + 2), 1, SoftmaxThreads);
         uint shared = (uint)(apb * (classes + 2) * 4);
         Launch.Kernel(Fn(half ? "ssd_softmax_f16" : "ssd_softmax_f32", (int)shared), new Dim3((uint)((anchors + apb - 1) / apb), (uint)n), SoftmaxThreads, shared, _b.Stream,
-            logits, probsT, anchors, classes, apb);
+            logits, cand, candCount, anchors, classes, apb, threshold, reverse ? 1 : 0);
     }
 
-    public void SsdSelect(bool half, ulong probsT, ulong regression, ulong anchors, ulong sizes, int n, DetectParams p, DetectSlots s) =>
+    public void SsdSelect(bool half, ulong cand, ulong candCount, ulong regression, ulong anchors, ulong sizes, int n, DetectParams p, DetectSlots s) =>
         Launch.Kernel(Fn(half ? "ssd_select_f16" : "ssd_select_f32", p.Cap * 8), new Dim3((uint)p.Segments, (uint)n), TopkThreads, (uint)(p.Cap * 8), _b.Stream,
-            probsT, regression, anchors, sizes, p, s);
+            cand, candCount, regression, anchors, sizes, p, s);
 
     public void RetinaChunk(bool half, ulong logits, DetectLevels levels, int n, DetectParams p, ulong chunkKeys, ulong chunkCounts)
     {

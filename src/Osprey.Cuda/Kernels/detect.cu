@@ -9,8 +9,8 @@
 // Three families share them, parameterised by Coder.coding, Params.reverse/iouPlus/keepBelow and Levels.odtk:
 // torchvision (RetinaNet, SSD), NVIDIA ODTK RetinaNet (Osprey.Detection/Boxes/NvidiaPostProcess.cs OdtkPostProcessor)
 // and NVIDIA DLE SSD300 (NvidiaSsdPostProcessor).
-//   SSD:       ssd_softmax   -> probabilities, transposed to [N, C-1, A]
-//              ssd_select    -> per (image, class): threshold + top-k, decode, clip (one block per segment)
+//   SSD:       ssd_softmax   -> probabilities; those above the threshold as keys in per-(image, class) lists
+//              ssd_select    -> per (image, class): top-k of its list, decode, clip (one block per segment)
 //   RetinaNet: retina_chunk  -> per (image, level, chunk of 64K logits): sigmoid, threshold, chunk top-k
 //              retina_merge  -> per (image, level): top-k of the chunks' keys, decode, clip
 //              retina_group  -> per image: candidates sorted by (class, score desc, slot)
@@ -212,12 +212,14 @@ __device__ unsigned block_topk(const Src& src, int len, unsigned k, unsigned cap
 
 // ---------------------------------------------------------------- SSD
 
-// Softmax over classes per anchor (torch's CPU order: max, exp(x - max) summed in class order, times 1/sum),
-// written transposed without the background class: probsT[n, c - 1, a]. Block: apb rows staged in shared memory
-// (rows, then apb maxima and apb reciprocals). The exps (double precision, the costly part) run one per thread over
-// all of the block's elements; only the maximum and the ordered sum run one thread per row.
+// Softmax over classes per anchor (torch's CPU order: max, exp(x - max) summed in class order, times 1/sum). Block: apb
+// rows staged in shared memory (rows, then apb maxima and apb reciprocals). The exps (double precision, the costly part)
+// run one per thread over all of the block's elements; only the maximum and the ordered sum run one thread per row.
+// Foreground probabilities above thr are appended as keys (index a, or A - 1 - a with rev) to their (image, class) list:
+// cand[(n * (C - 1) + c - 1) * A + j], j < candCount[n * (C - 1) + c - 1] (zeroed before the launch). A list's order
+// is arbitrary (one atomic per warp and class); ssd_select's keys carry the index, so its selection is exact.
 template <typename T>
-__device__ void ssd_softmax(const T* __restrict__ x, float* __restrict__ probsT, int A, int C, int apb)
+__device__ void ssd_softmax(const T* __restrict__ x, u64* __restrict__ cand, int* __restrict__ candCount, int A, int C, int apb, float thr, int rev)
 {
     extern __shared__ float rows[];
     float* rmax = rows + apb * C;
@@ -244,35 +246,44 @@ __device__ void ssd_softmax(const T* __restrict__ x, float* __restrict__ probsT,
         rinv[r] = 1.0f / sum;
     }
     __syncthreads();
-    float* dst = probsT + (i64)n * (C - 1) * A + a0;
-    for (int i = threadIdx.x; i < na * (C - 1); i += blockDim.x)
+    int total = na * (C - 1), lane = threadIdx.x & 31, seg0 = n * (C - 1);
+    for (int i0 = 0; i0 < total; i0 += blockDim.x)
     {
-        int c1 = i / na, r = i - c1 * na;
-        dst[(i64)c1 * A + r] = rows[r * C + c1 + 1] * rinv[r];
+        int i = i0 + threadIdx.x;
+        bool valid = i < total;
+        int c1 = valid ? i / na : -1, r = valid ? i - c1 * na : 0;
+        float p = valid ? rows[r * C + c1 + 1] * rinv[r] : 0.0f;
+        bool pass = valid && p > thr;
+        unsigned passing = __ballot_sync(0xffffffffu, pass);
+        if (passing == 0) continue;
+        unsigned grp = __match_any_sync(0xffffffffu, c1) & passing;
+        int leader = pass ? __ffs(grp) - 1 : lane;
+        int base = 0;
+        if (pass && lane == leader) base = atomicAdd(&candCount[seg0 + c1], __popc(grp));
+        base = __shfl_sync(0xffffffffu, base, leader);
+        if (pass)
+        {
+            unsigned a = (unsigned)(a0 + r);
+            cand[(i64)(seg0 + c1) * A + base + __popc(grp & ((1u << lane) - 1u))] = desc_key(p, rev ? (unsigned)(A - 1) - a : a);
+        }
     }
 }
-extern "C" __global__ void ssd_softmax_f32(const float* x, float* p, int A, int C, int apb) { ssd_softmax<float>(x, p, A, C, apb); }
-extern "C" __global__ void ssd_softmax_f16(const half_t* x, float* p, int A, int C, int apb) { ssd_softmax<half_t>(x, p, A, C, apb); }
+extern "C" __global__ void ssd_softmax_f32(const float* x, u64* cand, int* candCount, int A, int C, int apb, float thr, int rev)
+    { ssd_softmax<float>(x, cand, candCount, A, C, apb, thr, rev); }
+extern "C" __global__ void ssd_softmax_f16(const half_t* x, u64* cand, int* candCount, int A, int C, int apb, float thr, int rev)
+    { ssd_softmax<half_t>(x, cand, candCount, A, C, apb, thr, rev); }
 
-// rev: equal scores put the higher anchor first (DLE), the key index is last - i
-struct ProbSrc
+// A (image, class) candidate list of ssd_softmax (keys already above the threshold).
+struct CandSrc
 {
-    const float* p;
-    float thr;
-    unsigned last;
-    int rev;
-    __device__ __forceinline__ bool get(int i, u64& key) const
-    {
-        float s = p[i];
-        if (!(s > thr)) return false;
-        key = desc_key(s, rev ? last - (unsigned)i : (unsigned)i);
-        return true;
-    }
+    const u64* keys;
+    __device__ __forceinline__ bool get(int i, u64& key) const { key = keys[i]; return true; }
 };
 
-// Block (class c - 1, image n): scores above the threshold, their top k, decoded and clipped into slots (c - 1) * k + r.
+// Block (class c - 1, image n): the top k of the class's candidates (scores above the threshold), decoded and clipped
+// into slots (c - 1) * k + r. Equal scores: lower anchor first, or higher with P.reverse (the key index, see ssd_softmax).
 template <typename T>
-__device__ void ssd_select(const float* __restrict__ probsT, const T* __restrict__ reg, const float* __restrict__ anchors,
+__device__ void ssd_select(const u64* __restrict__ cand, const int* __restrict__ candCount, const T* __restrict__ reg, const float* __restrict__ anchors,
     const int* __restrict__ sizes, Params P, Slots sl)
 {
     extern __shared__ u64 buf[];
@@ -280,8 +291,8 @@ __device__ void ssd_select(const float* __restrict__ probsT, const T* __restrict
     int A = P.A, k = P.k;
     Coder cd = P.cd;
     int c1 = blockIdx.x, n = blockIdx.y, seg = n * P.segs + c1;
-    ProbSrc src{probsT + (i64)seg * A, P.thr, (unsigned)(A - 1), P.reverse};
-    unsigned m = block_topk(src, A, (unsigned)k, (unsigned)P.cap, buf, st);
+    CandSrc src{cand + (i64)seg * A};
+    unsigned m = block_topk(src, candCount[seg], (unsigned)k, (unsigned)P.cap, buf, st);
     float4* slotBox = sl.box;
     float* slotScore = sl.score;
     int* slotLabel = sl.label;
@@ -298,8 +309,8 @@ __device__ void ssd_select(const float* __restrict__ probsT, const T* __restrict
     }
     if (threadIdx.x == 0) sl.count[seg] = (int)m;
 }
-#define SSD_SELECT(S, T) extern "C" __global__ void ssd_select_##S(const float* p, const T* reg, const float* anchors, const int* sizes, Params P, Slots sl) \
-    { ssd_select<T>(p, reg, anchors, sizes, P, sl); }
+#define SSD_SELECT(S, T) extern "C" __global__ void ssd_select_##S(const u64* cand, const int* candCount, const T* reg, const float* anchors, const int* sizes, Params P, Slots sl) \
+    { ssd_select<T>(cand, candCount, reg, anchors, sizes, P, sl); }
 SSD_SELECT(f32, float)
 SSD_SELECT(f16, half_t)
 

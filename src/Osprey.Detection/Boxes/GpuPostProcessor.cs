@@ -29,7 +29,7 @@ public sealed class GpuPostProcessor : IDisposable
     private readonly CudaBackend _backend;
     private readonly DetectionKernels _kernels;
     private readonly List<Tensor> _scratch = [];
-    private Tensor? _probs, _chunkKeys, _chunkCounts, _box, _score, _label, _count, _kept, _imgMax, _imgTotal, _imgBound, _imgKept, _grpSlot, _grpStart, _grpEnd, _sizes;
+    private Tensor? _cand, _candCount, _chunkKeys, _chunkCounts, _box, _score, _label, _count, _kept, _imgMax, _imgTotal, _imgBound, _imgKept, _grpSlot, _grpStart, _grpEnd, _sizes;
     private int[] _sizesHost = [];
     private int _sizesUsed;
     private bool _disposed;
@@ -125,9 +125,10 @@ public sealed class GpuPostProcessor : IDisposable
             p.Segments = k - 1;
             p.Slots = checked(p.Segments * topk);
             slots = EnsureSlots(n, p, k);
-            Ensure(ref _probs, (long)n * (k - 1) * a, DType.Float32);
-            _kernels.SsdSoftmax(half, lg, Ptr(_probs!), n, a, k);
-            _kernels.SsdSelect(half, Ptr(_probs!), rg, an, sz, n, p, slots);
+            Ensure(ref _cand, (long)n * (k - 1) * a, DType.Int64);
+            Ensure(ref _candCount, (long)n * (k - 1), DType.Int32);
+            _kernels.SsdSoftmax(half, lg, Ptr(_cand!), Ptr(_candCount!), n, a, k, Options.ScoreThreshold, dle);
+            _kernels.SsdSelect(half, Ptr(_cand!), Ptr(_candCount!), rg, an, sz, n, p, slots);
             groups = k - 1;
         }
         else
