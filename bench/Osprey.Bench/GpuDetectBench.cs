@@ -61,6 +61,21 @@ public static class GpuDetectBench
             }
         }
 
+        // NVIDIA DLE SSD300 (ssd300_resnet50's post-processing): 81 classes, logits uniform in [-3, 3], so about 6% of each
+        // class's scores pass 0.05 and every class fills its top 200 (16000 candidates per image, the worst case)
+        {
+            const int DleClasses = 81;
+            var dle = new Half[(long)SsdBatch * SsdAnchors * DleClasses];
+            var r3 = new Xor(31);
+            for (long i = 0; i < dle.LongLength; i++) dle[i] = (Half)(6 * r3.Uniform() - 3);
+            float[] dboxes = NvidiaDefaultBoxes.Generate();
+            using var lg = Upload(be, dle, new Shape(SsdBatch, SsdAnchors, DleClasses), DType.Float16);
+            using var rg = Upload(be, reg, new Shape(SsdBatch, SsdAnchors, 4), DType.Float16);
+            using var an = Tensor.FromSpan<float>(dboxes, new Shape(SsdAnchors, 4), be.Device);
+            using var post = new GpuPostProcessor(DetectorFamily.NvidiaSsd, PostProcessOptions.NvidiaSsd300, BoxCoder.NvidiaSsd, be.Device);
+            results.Add(Time(be, post, lg, rg, an, [], sizes, reps, $"nvidia ssd300 (DLE) b{SsdBatch} random float16", "nvidia-ssd", "random", DType.Float16));
+        }
+
         // RetinaNet 800x800: P3-P7 grids 100, 50, 25, 13, 7 with 9 anchors per location
         int[] side = [100, 50, 25, 13, 7];
         var levels = new int[side.Length];

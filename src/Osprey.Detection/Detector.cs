@@ -85,9 +85,14 @@ public sealed class Detector : IDisposable
             default: _nvDefaultBoxes = NvidiaDefaultBoxes.Generate(); break;
         }
         PostProcess = post;
-        // the GPU kernels implement torchvision's two post-processing families; ODTK's and NVIDIA SSD's run on the host
-        if (_gpuPre is not null && options.GpuPostProcess && arch.Family is DetectorFamily.RetinaNet or DetectorFamily.Ssd)
-            _gpuPost = new GpuPostProcessor(arch.Family, post, arch.Family == DetectorFamily.RetinaNet ? BoxCoder.RetinaNet : BoxCoder.Ssd, options.Device);
+        if (_gpuPre is not null && options.GpuPostProcess)
+            _gpuPost = new GpuPostProcessor(arch.Family, post, arch.Family switch
+            {
+                DetectorFamily.RetinaNet => BoxCoder.RetinaNet,
+                DetectorFamily.Ssd => BoxCoder.Ssd,
+                DetectorFamily.OdtkRetinaNet => BoxCoder.Odtk,
+                _ => BoxCoder.NvidiaSsd,
+            }, options.Device);
     }
 
     public Architecture Architecture { get; }
@@ -235,12 +240,12 @@ public sealed class Detector : IDisposable
         var sizes = new ImageSize[batch.Resized.Length];
         for (int i = 0; i < sizes.Length; i++) sizes[i] = new ImageSize(batch.Resized[i].Height, batch.Resized[i].Width);
         IReadOnlyList<DetectedObject>[] found;
-        using (var d = _gpuPost!.Run(heads, dev.Anchors, dev.Counts, sizes)) found = GpuPostProcessor.Download(d);
+        using (var d = _gpuPost!.Run(heads, dev.Anchors, dev.Counts, sizes, input)) found = GpuPostProcessor.Download(d);
         for (int i = 0; i < found.Length; i++)
         {
             var list = (List<DetectedObject>)found[i];
             var original = new ImageSize(batch.Original[i].Height, batch.Original[i].Width);
-            for (int j = 0; j < list.Count; j++) list[j] = BoxOps.Rescale(list[j], sizes[i], original);
+            for (int j = 0; j < list.Count; j++) list[j] = ToOriginal(list[j], sizes[i], original);
         }
         return found;
     }
@@ -252,7 +257,6 @@ public sealed class Detector : IDisposable
         var logits = HostFloats(heads.ClassLogits);
         var regs = HostFloats(heads.BoxRegression);
         int n = batch.Images.Shape[0], a = heads.ClassLogits.Shape[1], k = heads.ClassLogits.Shape[2];
-        var categories = Architecture.CategoryIds;
         var results = new IReadOnlyList<DetectedObject>[n];
         // images are independent: one post-processor (they keep reusable buffers) per worker thread
         Parallel.For(0, n, new ParallelOptions { MaxDegreeOfParallelism = Math.Min(n, Environment.ProcessorCount) }, RentPostProcessor,
@@ -270,13 +274,7 @@ public sealed class Detector : IDisposable
                     case OdtkPostProcessor odtk: odtk.Run(l, r, anchors, heads.Grids, _odtkAnchors!.AnchorsPerLocation, k, input, found); break;
                     default: ((NvidiaSsdPostProcessor)proc).Run(l, r, anchors, k, found); break;
                 }
-                for (int d = 0; d < found.Count; d++)
-                {
-                    var det = proc is OdtkPostProcessor ? OdtkToOriginal(found[d], OdtkRatios(size, original))
-                        : proc is NvidiaSsdPostProcessor ? RelativeToOriginal(found[d], original)
-                        : BoxOps.Rescale(found[d], size, original);
-                    found[d] = categories is null ? det : det with { Label = categories[det.Label] };
-                }
+                for (int d = 0; d < found.Count; d++) found[d] = ToOriginal(found[d], size, original);
                 results[i] = found;
                 return proc;
             },
@@ -292,6 +290,19 @@ public sealed class Detector : IDisposable
             DetectorFamily.OdtkRetinaNet => new OdtkPostProcessor(PostProcess),
             _ => new NvidiaSsdPostProcessor(PostProcess),
         };
+
+    /// <summary>A detection of the family's post-processor (GPU or host) in original image pixels, with a COCO label.</summary>
+    private DetectedObject ToOriginal(DetectedObject found, ImageSize resized, ImageSize original)
+    {
+        var det = Architecture.Family switch
+        {
+            DetectorFamily.OdtkRetinaNet => OdtkToOriginal(found, OdtkRatios(resized, original)),
+            DetectorFamily.NvidiaSsd => RelativeToOriginal(found, original),
+            _ => BoxOps.Rescale(found, resized, original),
+        };
+        var categories = Architecture.CategoryIds;
+        return categories is null ? det : det with { Label = categories[det.Label] };
+    }
 
     /// <summary>
     /// ODTK's resize ratio of an image (odtk/data.py), as the float32 its infer divides boxes by; with a resize policy

@@ -6,13 +6,19 @@
 // (~sortable(score) << 32) | index. Every selection is exact under that total order.
 //
 // Stages (one launch each, no host synchronisation):
-//   SSD:       ssd_softmax   -> probabilities, transposed to [N, C-1, A]
-//              ssd_select    -> per (image, class): threshold + top-k, decode, clip (one block per segment)
+// Three families share them, parameterised by Coder.coding, Params.reverse/iouPlus/keepBelow and Levels.odtk:
+// torchvision (RetinaNet, SSD), NVIDIA ODTK RetinaNet (Osprey.Detection/Boxes/NvidiaPostProcess.cs OdtkPostProcessor)
+// and NVIDIA DLE SSD300 (NvidiaSsdPostProcessor).
+//   SSD:       ssd_softmax   -> probabilities; those above the threshold as keys in per-(image, class) lists
+//              ssd_select    -> per (image, class): top-k of its list, decode, clip (one block per segment)
 //   RetinaNet: retina_chunk  -> per (image, level, chunk of 64K logits): sigmoid, threshold, chunk top-k
 //              retina_merge  -> per (image, level): top-k of the chunks' keys, decode, clip
 //              retina_group  -> per image: candidates sorted by (class, score desc, slot)
-//   both:      image_stats   -> per image: candidate count and max coordinate (batched_nms's offset strategy)
-//              nms_class     -> per (image, class): bitmask NMS in shared memory (greedy fallback above 512)
+//   both:      image_stats   -> per image: candidate count, max coordinate (batched_nms's offset strategy) and the
+//                               score of the M-th best candidate (the NMS prefix bound)
+//              nms_class     -> per (image, class): bitmask NMS in shared memory (greedy fallback above 512), first
+//                               only over the candidates scoring at least the bound (pass 0), then in full for
+//                               images where that kept fewer than D (pass 1; see nms_class)
 //              final_topd    -> per image: best D kept candidates, fixed-size outputs
 // A candidate's slot (its position in per-image fixed-size arrays: segment * k + rank) orders candidates
 // exactly as the CPU's candidate index does, so it is the tie-breaking index after selection.
@@ -22,15 +28,26 @@
 #define NMS_MAX 512
 #define MAX_LEVELS 8
 
-struct Coder { float wx, wy, ww, wh, clip; };
-struct Levels { int count; int first[MAX_LEVELS]; int anchors[MAX_LEVELS]; int chunk0[MAX_LEVELS + 1]; };
+// coding: 0 torchvision (corners, clipped to the image), 1 ODTK (inclusive corners, clamped to the level's bounds),
+// 2 DLE centre-size (no clipping); as BoxCoder.DecodeOne.
+struct Coder { float wx, wy, ww, wh, clip; int coding; };
+// odtk: candidate index = ODTK's ((a * K + c) * H + y) * W + x (gridH/gridW/perLoc per level), boxes clamped to [0, maxX/maxY].
+struct Levels
+{
+    int count; int first[MAX_LEVELS]; int anchors[MAX_LEVELS]; int chunk0[MAX_LEVELS + 1];
+    int odtk; int perLoc; int gridH[MAX_LEVELS]; int gridW[MAX_LEVELS]; float maxX[MAX_LEVELS]; float maxY[MAX_LEVELS];
+};
 // Shapes and options (Osprey.Cuda.Detection.DetectParams): A anchors, K classes, k candidates per segment, cap the
 // top-k sort capacity, segs segments per image, S = segs * k candidate slots per image; logitFloor: RetinaNet logits
-// at or below it cannot pass the threshold (the CPU's shortcut, same value); iouBelow: the largest float <= the
-// double NMS threshold, so (double)iou > threshold <=> iou > iouBelow.
-struct Params { int A; int K; int k; int cap; int segs; int S; float thr; Coder cd; float logitFloor; float iouBelow; };
-// Per-image candidate slots (n * S + slot) and per-segment counts (n * segs + seg) (DetectSlots).
-struct Slots { float4* box; float* score; int* label; int* count; unsigned char* kept; float* imgMax; int* imgTotal; };
+// at or below it cannot pass the threshold (the CPU's shortcut, same value); iouBelow: the IoU threshold as a float
+// (torchvision: the largest float <= the double threshold, so (double)iou > threshold <=> iou > iouBelow; ODTK and DLE
+// compare in float32); iouPlus: 1 for ODTK's +1 pixel widths, else 0; keepBelow: DLE's rule (a box survives only while
+// iou < iouBelow, NaN suppresses), else suppressed when iou > iouBelow; reverse: equal scores put the higher index first
+// (DLE); prefixM: candidates per image in the first NMS pass (see nms_class).
+struct Params { int A; int K; int k; int cap; int segs; int S; float thr; Coder cd; float logitFloor; float iouBelow;
+                float iouPlus; int keepBelow; int reverse; int prefixM; };
+// Per-image candidate slots (n * S + slot) and per-segment counts (n * segs + seg), per-image stats (DetectSlots).
+struct Slots { float4* box; float* score; int* label; int* count; unsigned char* kept; float* imgMax; int* imgTotal; float* imgBound; int* imgKept; };
 
 __device__ __forceinline__ unsigned sortable(float s)
 {
@@ -51,9 +68,24 @@ __device__ __forceinline__ u64 low_mask(int resolved) { return resolved >= 64 ? 
 __device__ __forceinline__ float min_nan(float a, float b) { return (a != a || b != b) ? qnan() : fminf(a, b); }
 __device__ __forceinline__ float clamp_img(float v, float hi) { return v != v ? v : fminf(fmaxf(v, 0.0f), hi); }
 
-// BoxCoder.DecodeOne + BoxOps.ClipToImage (operation order as the CPU).
+// BoxCoder.DecodeOne + the family's clipping (operation order as the CPU): torchvision BoxOps.ClipToImage to [0, W] x [0, H];
+// ODTK clamps to [0, W] x [0, H] with W, H its level bounds (grid * stride - 1); DLE does not clip.
 __device__ __forceinline__ float4 decode_clip(float c0, float c1, float c2, float c3, const float* __restrict__ ref, Coder cd, float H, float W)
 {
+    if (cd.coding == 2)
+    {
+        float pcx = c0 * (1.0f / cd.wx) * ref[2] + ref[0], pcy = c1 * (1.0f / cd.wy) * ref[3] + ref[1];
+        float pw = exp_f(min_nan(c2 * (1.0f / cd.ww), cd.clip)) * ref[2], ph = exp_f(min_nan(c3 * (1.0f / cd.wh), cd.clip)) * ref[3];
+        return make_float4(pcx - 0.5f * pw, pcy - 0.5f * ph, pcx + 0.5f * pw, pcy + 0.5f * ph);
+    }
+    if (cd.coding == 1)
+    {
+        float w = ref[2] - ref[0] + 1.0f, h = ref[3] - ref[1] + 1.0f;
+        float cx = ref[0] + 0.5f * w, cy = ref[1] + 0.5f * h;
+        float pcx = c0 / cd.wx * w + cx, pcy = c1 / cd.wy * h + cy;
+        float pw = exp_f(min_nan(c2 / cd.ww, cd.clip)) * w, ph = exp_f(min_nan(c3 / cd.wh, cd.clip)) * h;
+        return make_float4(clamp_img(pcx - 0.5f * pw, W), clamp_img(pcy - 0.5f * ph, H), clamp_img(pcx + 0.5f * pw - 1.0f, W), clamp_img(pcy + 0.5f * ph - 1.0f, H));
+    }
     float w = ref[2] - ref[0];
     float h = ref[3] - ref[1];
     float cx = ref[0] + 0.5f * w;
@@ -180,47 +212,78 @@ __device__ unsigned block_topk(const Src& src, int len, unsigned k, unsigned cap
 
 // ---------------------------------------------------------------- SSD
 
-// Softmax over classes per anchor (torch's CPU order: max, exp(x - max) summed in class order, times 1/sum),
-// written transposed without the background class: probsT[n, c - 1, a]. Block: anchorsPerBlock rows staged in shared memory.
+// Softmax over classes per anchor (torch's CPU order: max, exp(x - max) summed in class order, times 1/sum). Block: apb
+// rows staged in shared memory (rows, then apb maxima and apb reciprocals). The exps (double precision, the costly part)
+// run one per thread over all of the block's elements; only the maximum and the ordered sum run one thread per row.
+// Foreground probabilities above thr are appended as keys (index a, or A - 1 - a with rev) to their (image, class) list:
+// cand[(n * (C - 1) + c - 1) * A + j], j < candCount[n * (C - 1) + c - 1] (zeroed before the launch). A list's order
+// is arbitrary (one atomic per warp and class); ssd_select's keys carry the index, so its selection is exact.
 template <typename T>
-__device__ void ssd_softmax(const T* __restrict__ x, float* __restrict__ probsT, int A, int C, int apb)
+__device__ void ssd_softmax(const T* __restrict__ x, u64* __restrict__ cand, int* __restrict__ candCount, int A, int C, int apb, float thr, int rev)
 {
     extern __shared__ float rows[];
-    int n = blockIdx.y, a0 = blockIdx.x * apb, na = min(apb, A - a0);
+    float* rmax = rows + apb * C;
+    float* rinv = rmax + apb;
+    int n = blockIdx.y, a0 = blockIdx.x * apb, na = min(apb, A - a0), len = na * C;
     const T* src = x + ((i64)n * A + a0) * C;
-    for (int i = threadIdx.x; i < na * C; i += blockDim.x) rows[i] = Num<T>::to(src[i]);
+    for (int i = threadIdx.x; i < len; i += blockDim.x) rows[i] = Num<T>::to(src[i]);
     __syncthreads();
     for (int r = threadIdx.x; r < na; r += blockDim.x)
     {
         const float* row = rows + r * C;
         float mx = -__int_as_float(0x7f800000);
         for (int c = 0; c < C; c++) { float v = row[c]; mx = (v != v || v > mx) ? v : mx; }
-        float* e = rows + r * C;
+        rmax[r] = mx;
+    }
+    __syncthreads();
+    for (int i = threadIdx.x; i < len; i += blockDim.x) rows[i] = exp_f(rows[i] - rmax[i / C]);
+    __syncthreads();
+    for (int r = threadIdx.x; r < na; r += blockDim.x)
+    {
+        const float* e = rows + r * C;
         float sum = 0.0f;
-        for (int c = 0; c < C; c++) { float v = exp_f(row[c] - mx); e[c] = v; sum += v; }
-        float inv = 1.0f / sum;
-        for (int c = 1; c < C; c++) probsT[((i64)n * (C - 1) + (c - 1)) * A + a0 + r] = e[c] * inv;
+        for (int c = 0; c < C; c++) sum += e[c];
+        rinv[r] = 1.0f / sum;
+    }
+    __syncthreads();
+    int total = na * (C - 1), lane = threadIdx.x & 31, seg0 = n * (C - 1);
+    for (int i0 = 0; i0 < total; i0 += blockDim.x)
+    {
+        int i = i0 + threadIdx.x;
+        bool valid = i < total;
+        int c1 = valid ? i / na : -1, r = valid ? i - c1 * na : 0;
+        float p = valid ? rows[r * C + c1 + 1] * rinv[r] : 0.0f;
+        bool pass = valid && p > thr;
+        unsigned passing = __ballot_sync(0xffffffffu, pass);
+        if (passing == 0) continue;
+        unsigned grp = __match_any_sync(0xffffffffu, c1) & passing;
+        int leader = pass ? __ffs(grp) - 1 : lane;
+        int base = 0;
+        if (pass && lane == leader) base = atomicAdd(&candCount[seg0 + c1], __popc(grp));
+        base = __shfl_sync(0xffffffffu, base, leader);
+        if (pass)
+        {
+            unsigned a = (unsigned)(a0 + r);
+            cand[(i64)(seg0 + c1) * A + base + __popc(grp & ((1u << lane) - 1u))] = desc_key(p, rev ? (unsigned)(A - 1) - a : a);
+        }
     }
 }
-extern "C" __global__ void ssd_softmax_f32(const float* x, float* p, int A, int C, int apb) { ssd_softmax<float>(x, p, A, C, apb); }
-extern "C" __global__ void ssd_softmax_f16(const half_t* x, float* p, int A, int C, int apb) { ssd_softmax<half_t>(x, p, A, C, apb); }
+extern "C" __global__ void ssd_softmax_f32(const float* x, u64* cand, int* candCount, int A, int C, int apb, float thr, int rev)
+    { ssd_softmax<float>(x, cand, candCount, A, C, apb, thr, rev); }
+extern "C" __global__ void ssd_softmax_f16(const half_t* x, u64* cand, int* candCount, int A, int C, int apb, float thr, int rev)
+    { ssd_softmax<half_t>(x, cand, candCount, A, C, apb, thr, rev); }
 
-struct ProbSrc
+// A (image, class) candidate list of ssd_softmax (keys already above the threshold).
+struct CandSrc
 {
-    const float* p;
-    float thr;
-    __device__ __forceinline__ bool get(int i, u64& key) const
-    {
-        float s = p[i];
-        if (!(s > thr)) return false;
-        key = desc_key(s, (unsigned)i);
-        return true;
-    }
+    const u64* keys;
+    __device__ __forceinline__ bool get(int i, u64& key) const { key = keys[i]; return true; }
 };
 
-// Block (class c - 1, image n): scores above the threshold, their top k, decoded and clipped into slots (c - 1) * k + r.
+// Block (class c - 1, image n): the top k of the class's candidates (scores above the threshold), decoded and clipped
+// into slots (c - 1) * k + r. Equal scores: lower anchor first, or higher with P.reverse (the key index, see ssd_softmax).
 template <typename T>
-__device__ void ssd_select(const float* __restrict__ probsT, const T* __restrict__ reg, const float* __restrict__ anchors,
+__device__ void ssd_select(const u64* __restrict__ cand, const int* __restrict__ candCount, const T* __restrict__ reg, const float* __restrict__ anchors,
     const int* __restrict__ sizes, Params P, Slots sl)
 {
     extern __shared__ u64 buf[];
@@ -228,8 +291,8 @@ __device__ void ssd_select(const float* __restrict__ probsT, const T* __restrict
     int A = P.A, k = P.k;
     Coder cd = P.cd;
     int c1 = blockIdx.x, n = blockIdx.y, seg = n * P.segs + c1;
-    ProbSrc src{probsT + (i64)seg * A, P.thr};
-    unsigned m = block_topk(src, A, (unsigned)k, (unsigned)P.cap, buf, st);
+    CandSrc src{cand + (i64)seg * A};
+    unsigned m = block_topk(src, candCount[seg], (unsigned)k, (unsigned)P.cap, buf, st);
     float4* slotBox = sl.box;
     float* slotScore = sl.score;
     int* slotLabel = sl.label;
@@ -238,7 +301,7 @@ __device__ void ssd_select(const float* __restrict__ probsT, const T* __restrict
     for (unsigned r = threadIdx.x; r < m; r += blockDim.x)
     {
         u64 key = buf[r];
-        int a = (int)(unsigned)key;
+        int a = P.reverse ? A - 1 - (int)(unsigned)key : (int)(unsigned)key;
         const T* code = reg + ((i64)n * A + a) * 4;
         slotBox[slot0 + r] = decode_clip(Num<T>::to(code[0]), Num<T>::to(code[1]), Num<T>::to(code[2]), Num<T>::to(code[3]), anchors + (i64)a * 4, cd, H, W);
         slotScore[slot0 + r] = key_score(key);
@@ -246,12 +309,19 @@ __device__ void ssd_select(const float* __restrict__ probsT, const T* __restrict
     }
     if (threadIdx.x == 0) sl.count[seg] = (int)m;
 }
-#define SSD_SELECT(S, T) extern "C" __global__ void ssd_select_##S(const float* p, const T* reg, const float* anchors, const int* sizes, Params P, Slots sl) \
-    { ssd_select<T>(p, reg, anchors, sizes, P, sl); }
+#define SSD_SELECT(S, T) extern "C" __global__ void ssd_select_##S(const u64* cand, const int* candCount, const T* reg, const float* anchors, const int* sizes, Params P, Slots sl) \
+    { ssd_select<T>(cand, candCount, reg, anchors, sizes, P, sl); }
 SSD_SELECT(f32, float)
 SSD_SELECT(f16, half_t)
 
 // ---------------------------------------------------------------- RetinaNet
+
+// Osprey's flat index inside a level, ((y * W + x) * A + a) * K + c, as ODTK's ((a * K + c) * H + y) * W + x.
+__device__ __forceinline__ unsigned odtk_index(unsigned i, unsigned K, unsigned A, unsigned H, unsigned W)
+{
+    unsigned c = i % K, rest = i / K, a = rest % A, loc = rest / A;
+    return ((a * K + c) * H + loc / W) * W + loc % W;
+}
 
 template <typename T>
 struct SigmoidSrc
@@ -259,13 +329,16 @@ struct SigmoidSrc
     const T* x;
     float thr, floor;
     unsigned idx0;
+    int odtk;
+    unsigned K, A, H, W;
     __device__ __forceinline__ bool get(int i, u64& key) const
     {
         float v = Num<T>::to(x[i]);
         if (!(v > floor)) return false;
         float s = 1.0f / (1.0f + exp_f(-v));
         if (!(s > thr)) return false;
-        key = desc_key(s, idx0 + (unsigned)i);
+        unsigned flat = idx0 + (unsigned)i;
+        key = desc_key(s, odtk ? odtk_index(flat, K, A, H, W) : flat);
         return true;
     }
 };
@@ -290,7 +363,8 @@ __device__ void retina_chunk(const T* __restrict__ logits, Levels lv, int chunk,
     int l = level_of_chunk(lv, j);
     i64 len = (i64)lv.anchors[l] * K, start = (i64)(j - lv.chunk0[l]) * chunk;
     int clen = (int)min((i64)chunk, len - start);
-    SigmoidSrc<T> src{logits + ((i64)n * A + lv.first[l]) * K + start, thr, P.logitFloor, (unsigned)start};
+    SigmoidSrc<T> src{logits + ((i64)n * A + lv.first[l]) * K + start, thr, P.logitFloor, (unsigned)start, lv.odtk,
+        (unsigned)K, (unsigned)lv.perLoc, (unsigned)lv.gridH[l], (unsigned)lv.gridW[l]};
     unsigned m = block_topk(src, clen, (unsigned)k, (unsigned)cap, buf, st);
     u64* out = chunkKeys + ((i64)n * chunks + j) * k;
     for (unsigned r = threadIdx.x; r < m; r += blockDim.x) out[r] = buf[r];
@@ -329,18 +403,26 @@ __device__ void retina_merge(const u64* __restrict__ chunkKeys, const int* __res
     int c0 = lv.chunk0[l], nch = lv.chunk0[l + 1] - c0;
     ChunkSrc src{chunkKeys + ((i64)n * chunks + c0) * k, chunkCount + n * chunks + c0, k};
     unsigned m = block_topk(src, nch * k, (unsigned)k, (unsigned)cap, buf, st);
-    float H = (float)sizes[2 * n], W = (float)sizes[2 * n + 1];
+    float H = lv.odtk ? lv.maxY[l] : (float)sizes[2 * n], W = lv.odtk ? lv.maxX[l] : (float)sizes[2 * n + 1];
+    unsigned gh = (unsigned)lv.gridH[l], gw = (unsigned)lv.gridW[l];
     int seg = n * lv.count + l;
     i64 slot0 = (i64)seg * k;
     for (unsigned r = threadIdx.x; r < m; r += blockDim.x)
     {
         u64 key = buf[r];
         unsigned flat = (unsigned)key;
-        int a = lv.first[l] + (int)(flat / (unsigned)K);
+        int a, c;
+        if (lv.odtk)
+        {
+            unsigned hw = gh * gw;
+            c = (int)(flat / hw % (unsigned)K);
+            a = lv.first[l] + (int)(((flat / gw % gh) * gw + flat % gw) * (unsigned)lv.perLoc + flat / hw / (unsigned)K);
+        }
+        else { a = lv.first[l] + (int)(flat / (unsigned)K); c = (int)(flat % (unsigned)K); }
         const T* code = reg + ((i64)n * A + a) * 4;
         slotBox[slot0 + r] = decode_clip(Num<T>::to(code[0]), Num<T>::to(code[1]), Num<T>::to(code[2]), Num<T>::to(code[3]), anchors + (i64)a * 4, cd, H, W);
         slotScore[slot0 + r] = key_score(key);
-        slotLabel[slot0 + r] = (int)(flat % (unsigned)K);
+        slotLabel[slot0 + r] = c;
     }
     if (threadIdx.x == 0) sl.count[seg] = (int)m;
 }
@@ -386,62 +468,110 @@ extern "C" __global__ void retina_group(Params P, Slots sl, int* __restrict__ gr
     }
 }
 
-// Block n: how many candidates the image has and the largest coordinate among them (NaN if any is NaN), as
-// batched_nms's coordinate-offset strategy needs.
-extern "C" __global__ void image_stats(Params P, Slots sl)
+// The first r candidates of every segment (segment-major): each segment's best, as its slots are sorted.
+struct HeadSrc
+{
+    const float* score;
+    const int* segCount;
+    int k, r;
+    __device__ __forceinline__ bool get(int i, u64& key) const
+    {
+        int seg = i / r, rank = i - seg * r;
+        if (rank >= segCount[seg]) return false;
+        int slot = seg * k + rank;
+        key = desc_key(score[slot], (unsigned)slot);
+        return true;
+    }
+};
+
+// Block n: the image's candidate count; when it is at most offsetLimit, the largest coordinate among them (NaN if any
+// is NaN), as batched_nms's coordinate-offset strategy needs; imgKept zeroed for nms_class; imgBound, nms_class's prefix
+// bound: with more than prefixM candidates, the prefixM-th best score among each segment's first r = ceil(prefixM / segs)
+// (the lowest of them if there are fewer), else -inf (no prefix). Any bound keeps nms_class exact (it checks that its
+// prefix kept enough); this one costs segs * r keys and leaves at least min(prefixM, those keys) candidates in the prefix.
+// Dynamic shared memory: cap keys (cap for prefixM).
+extern "C" __global__ void image_stats(Params P, Slots sl, int cap, int offsetLimit)
 {
     const float4* slotBox = sl.box;
-    const int* segCount = sl.count;
     int segs = P.segs, k = P.k;
+    extern __shared__ u64 buf[];
+    __shared__ TopkState st;
     __shared__ float smax[32];
     __shared__ int scount[32];
-    int n = blockIdx.x, S = segs * k;
-    float mx = -__int_as_float(0x7f800000);
+    int n = blockIdx.x, S = segs * k, lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    const int* segCount = sl.count + n * segs;
     int total = 0;
-    for (int s = threadIdx.x; s < S; s += blockDim.x)
-    {
-        int seg = s / k, c = segCount[n * segs + seg];
-        if (s - seg * k >= c) continue;
-        if (s - seg * k == 0) total += c;
-        float4 b = slotBox[(i64)n * S + s];
-        float v[4] = {b.x, b.y, b.z, b.w};
-        for (int q = 0; q < 4; q++) mx = (mx != mx || v[q] != v[q]) ? qnan() : fmaxf(mx, v[q]);
-    }
-    for (int o = 16; o > 0; o >>= 1)
-    {
-        float om = __shfl_xor_sync(0xffffffffu, mx, o);
-        mx = (mx != mx || om != om) ? qnan() : fmaxf(mx, om);
-        total += __shfl_xor_sync(0xffffffffu, total, o);
-    }
-    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    if (lane == 0) { smax[warp] = mx; scount[warp] = total; }
+    for (int g = threadIdx.x; g < segs; g += blockDim.x) total += segCount[g];
+    for (int o = 16; o > 0; o >>= 1) total += __shfl_xor_sync(0xffffffffu, total, o);
+    if (lane == 0) scount[warp] = total;
     __syncthreads();
-    if (threadIdx.x == 0)
+    total = 0;
+    for (int w = 0; w < nw; w++) total += scount[w];
+    __syncthreads();
+    if (total <= offsetLimit)
     {
-        for (int w = 1; w < (int)(blockDim.x >> 5); w++) { float om = smax[w]; mx = (mx != mx || om != om) ? qnan() : fmaxf(mx, om); total += scount[w]; }
-        sl.imgMax[n] = mx;
-        sl.imgTotal[n] = total;
+        float mx = -__int_as_float(0x7f800000);
+        for (int s = threadIdx.x; s < S; s += blockDim.x)
+        {
+            int seg = s / k;
+            if (s - seg * k >= segCount[seg]) continue;
+            float4 b = slotBox[(i64)n * S + s];
+            float v[4] = {b.x, b.y, b.z, b.w};
+            for (int q = 0; q < 4; q++) mx = (mx != mx || v[q] != v[q]) ? qnan() : fmaxf(mx, v[q]);
+        }
+        for (int o = 16; o > 0; o >>= 1)
+        {
+            float om = __shfl_xor_sync(0xffffffffu, mx, o);
+            mx = (mx != mx || om != om) ? qnan() : fmaxf(mx, om);
+        }
+        if (lane == 0) smax[warp] = mx;
+        __syncthreads();
+        if (threadIdx.x == 0)
+        {
+            for (int w = 1; w < nw; w++) { float om = smax[w]; mx = (mx != mx || om != om) ? qnan() : fmaxf(mx, om); }
+            sl.imgMax[n] = mx;
+        }
     }
+    else if (threadIdx.x == 0) sl.imgMax[n] = 0.0f;   // not used: no coordinate offsets above offsetLimit
+    if (threadIdx.x == 0) { sl.imgTotal[n] = total; sl.imgKept[n] = 0; }
+    int M = P.prefixM;
+    float bound = -__int_as_float(0x7f800000);
+    if (M > 0 && total > M)
+    {
+        int r = (M + segs - 1) / segs;
+        HeadSrc src{sl.score + (i64)n * S, segCount, k, min(r, k)};
+        unsigned m = block_topk(src, segs * min(r, k), (unsigned)M, (unsigned)cap, buf, st);
+        if (m > 0) bound = key_score(buf[m - 1]);
+    }
+    if (threadIdx.x == 0) sl.imgBound[n] = bound;
 }
 
-// torchvision nms's IoU in float32, compared in double against the threshold (as the CPU).
-// iouBelow is the largest float <= the double threshold; a zero (or NaN) intersection never suppresses.
-__device__ __forceinline__ bool suppresses(float4 a, float4 b, float iouBelow)
+// Whether the better box a removes b. torchvision nms's IoU in float32, compared in double against the threshold (as
+// the CPU): iouBelow is the largest float <= the double threshold; a zero (or NaN) intersection never suppresses.
+// ODTK: widths + 1 (iouPlus), compared in float32. DLE (keepBelow): b survives only while iou < the threshold (NaN or
+// 0 / 0 suppress). Adding iouPlus = 0 and the commuted area sum change no rounding.
+__device__ __forceinline__ bool suppresses(float4 a, float4 b, const Params& P)
 {
-    float w = fmaxf(0.0f, fminf(a.z, b.z) - fmaxf(a.x, b.x));
-    float h = fmaxf(0.0f, fminf(a.w, b.w) - fmaxf(a.y, b.y));
+    float pl = P.iouPlus;
+    float w = fmaxf(0.0f, fminf(a.z, b.z) - fmaxf(a.x, b.x) + pl);
+    float h = fmaxf(0.0f, fminf(a.w, b.w) - fmaxf(a.y, b.y) + pl);
     float inter = w * h;
-    if (!(inter > 0.0f)) return false;
-    float area = (a.z - a.x) * (a.w - a.y);
-    float ovr = inter / (area + (b.z - b.x) * (b.w - b.y) - inter);
-    return ovr > iouBelow;
+    if (!P.keepBelow && !(inter > 0.0f)) return false;
+    float area = (a.z - a.x + pl) * (a.w - a.y + pl);
+    float ovr = inter / (area + (b.z - b.x + pl) * (b.w - b.y + pl) - inter);
+    return P.keepBelow ? !(ovr < P.iouBelow) : ovr > P.iouBelow;
 }
 
 // Block (class group g, image n): greedy NMS over the group's candidates in (score desc, slot) order; kept[slot] = 0/1.
 // Groups are SSD segments (grpSlot null: slots g * k + i) or RetinaNet classes (grpSlot, grpStart, grpEnd).
 // At most `offsetLimit` candidates in the image: boxes shifted by label * (max + 1) first, as batched_nms does then.
+// Two passes. Pass 0 runs NMS only over the class's candidates scoring at least the image's bound (its prefixM-th best
+// score; a prefix of the class's order, since NMS of a candidate depends only on better ones of its class), marks the
+// rest not kept and adds the kept count to imgKept. If the image kept at least D, its best D kept candidates all score
+// at least the bound (everything else scores below), so they are final_topd's exact answer; else pass 1 redoes the
+// image's classes in full. With no bound (-inf: at most prefixM candidates) pass 0 is already the full NMS.
 extern "C" __global__ void nms_class(Params P, Slots sl, const int* __restrict__ grpSlot, const int* __restrict__ grpStart, const int* __restrict__ grpEnd,
-    int G, int offsetLimit)
+    int G, int offsetLimit, int D, int pass)
 {
     const float4* slotBox = sl.box;
     const int* slotLabel = sl.label;
@@ -451,15 +581,37 @@ extern "C" __global__ void nms_class(Params P, Slots sl, const int* __restrict__
     __shared__ float4 sb[NMS_MAX];
     __shared__ int ss[NMS_MAX];
     __shared__ u64 mask[NMS_MAX * (NMS_MAX / 64)];
+    __shared__ u64 rem[NMS_MAX / 64];
+    __shared__ int sPrefix, sKept;
     int g = blockIdx.x, n = blockIdx.y;
     int cnt, first;
     if (grpSlot) { first = grpStart[n * G + g]; cnt = grpEnd[n * G + g] - first; }
     else { first = g * k; cnt = segCount[n * G + g]; }
     if (cnt <= 0) return;
+    float bound = sl.imgBound[n];
+    bool partial = bound > -__int_as_float(0x7f800000);
+    if (pass == 1 && (!partial || sl.imgKept[n] >= D)) return;
+    bool counting = pass == 0 && partial;
     bool offset = sl.imgTotal[n] <= offsetLimit;
     float step = sl.imgMax[n] + 1.0f;
     const float4* boxes = slotBox + (i64)n * S;
     unsigned char* keep = kept + (i64)n * S;
+    if (counting)
+    {
+        const float* sc = sl.score + (i64)n * S;
+        if (threadIdx.x == 0) { sPrefix = 0; sKept = 0; }
+        __syncthreads();
+        for (int i = threadIdx.x; i < cnt; i += blockDim.x)
+        {
+            bool in = sc[grpSlot ? grpSlot[(i64)n * S + first + i] : first + i] >= bound;
+            bool nextIn = i + 1 < cnt && sc[grpSlot ? grpSlot[(i64)n * S + first + i + 1] : first + i + 1] >= bound;
+            if (in && !nextIn) sPrefix = i + 1;
+            if (!in) keep[grpSlot ? grpSlot[(i64)n * S + first + i] : first + i] = 0;
+        }
+        __syncthreads();
+        cnt = sPrefix;
+        if (cnt == 0) return;
+    }
     if (cnt <= NMS_MAX)
     {
         for (int i = threadIdx.x; i < cnt; i += blockDim.x)
@@ -485,8 +637,8 @@ extern "C" __global__ void nms_class(Params P, Slots sl, const int* __restrict__
                 int j0 = w * 64;
                 if (j0 + 63 <= i) { if (lane == 0) mask[i * W + w] = 0; continue; }
                 int ja = j0 + lane, jb = ja + 32;
-                bool lo = ja > i && ja < cnt && suppresses(a, sb[ja], P.iouBelow);
-                bool hi = jb > i && jb < cnt && suppresses(a, sb[jb], P.iouBelow);
+                bool lo = ja > i && ja < cnt && suppresses(a, sb[ja], P);
+                bool hi = jb > i && jb < cnt && suppresses(a, sb[jb], P);
                 unsigned blo = __ballot_sync(0xffffffffu, lo), bhi = __ballot_sync(0xffffffffu, hi);
                 if (lane == 0) mask[i * W + w] = ((u64)bhi << 32) | blo;
             }
@@ -494,15 +646,30 @@ extern "C" __global__ void nms_class(Params P, Slots sl, const int* __restrict__
         __syncthreads();
         if (threadIdx.x < 32)
         {
+            // one warp walks the mask; lane w holds removed word w. Only surviving rows are visited (the next one is the
+            // lowest clear bit of the current word past the last row), each ORing its mask words in. A row's bit is
+            // final when it is reached (only better rows set it), so the final words give every candidate's fate.
             u64 removed = 0;
-            for (int i = 0; i < cnt; i++)
+            int nk = 0;
+            for (int w0 = 0; w0 < W; w0++)
             {
-                u64 word = __shfl_sync(0xffffffffu, removed, i >> 6);
-                bool gone = (word >> (i & 63)) & 1ull;
-                if (!gone && lane < W) removed |= mask[i * W + lane];
-                if (lane == 0) keep[ss[i]] = gone ? 0 : 1;
+                int base = w0 * 64, len = min(cnt - base, 64), i = 0;
+                u64 valid = len == 64 ? ~0ull : (1ull << len) - 1;
+                while (i < len)
+                {
+                    u64 alive = ~__shfl_sync(0xffffffffu, removed, w0) & valid & (~0ull << i);
+                    if (alive == 0) break;
+                    int j = __ffsll((long long)alive) - 1;
+                    if (lane < W) removed |= mask[(base + j) * W + lane];
+                    nk++;
+                    i = j + 1;
+                }
             }
+            if (lane < W) rem[lane] = removed;
+            if (counting && lane == 0) atomicAdd(&sl.imgKept[n], nk);
         }
+        __syncthreads();
+        for (int i = threadIdx.x; i < cnt; i += blockDim.x) keep[ss[i]] = ((rem[i >> 6] >> (i & 63)) & 1ull) ? 0 : 1;
         return;
     }
     // more than NMS_MAX in one class: block-wide greedy loop over global memory
@@ -524,24 +691,35 @@ extern "C" __global__ void nms_class(Params P, Slots sl, const int* __restrict__
                 if (!keep[sj]) continue;
                 float4 b = boxes[sj];
                 if (offset) { float o = (float)slotLabel[(i64)n * S + sj] * step; b.x = b.x + o; b.y = b.y + o; b.z = b.z + o; b.w = b.w + o; }
-                if (suppresses(a, b, P.iouBelow)) keep[sj] = 0;
+                if (suppresses(a, b, P)) keep[sj] = 0;
             }
         }
         __syncthreads();
     }
+    if (counting)
+    {
+        int nk = 0;
+        for (int i = threadIdx.x; i < cnt; i += blockDim.x) nk += keep[grpSlot ? grpSlot[(i64)n * S + first + i] : first + i];
+        atomicAdd(&sKept, nk);
+        __syncthreads();
+        if (threadIdx.x == 0) atomicAdd(&sl.imgKept[n], sKept);
+    }
 }
 
+// rev (DLE): equal scores put the later slot first, key index last - slot
 struct KeptSrc
 {
     const float* score;
     const unsigned char* kept;
     const int* segCount;
     int k;
+    unsigned last;
+    int rev;
     __device__ __forceinline__ bool get(int i, u64& key) const
     {
         int seg = i / k;
         if (i - seg * k >= segCount[seg] || !kept[i]) return false;
-        key = desc_key(score[i], (unsigned)i);
+        key = desc_key(score[i], rev ? last - (unsigned)i : (unsigned)i);
         return true;
     }
 };
@@ -560,7 +738,7 @@ extern "C" __global__ void final_topd(Params P, Slots sl, int D, int cap, int N,
     extern __shared__ u64 buf[];
     __shared__ TopkState st;
     int n = blockIdx.x, S = segs * k;
-    KeptSrc src{slotScore + (i64)n * S, kept + (i64)n * S, segCount + n * segs, k};
+    KeptSrc src{slotScore + (i64)n * S, kept + (i64)n * S, segCount + n * segs, k, (unsigned)(S - 1), P.reverse};
     unsigned m = block_topk(src, S, (unsigned)D, (unsigned)cap, buf, st);
     float* pBox = (float*)(packed + N);
     float* pScore = (float*)(packed + N + (i64)N * D * 4);
@@ -572,7 +750,7 @@ extern "C" __global__ void final_topd(Params P, Slots sl, int D, int cap, int N,
         int lab = -1;
         if (r < (int)m)
         {
-            int slot = (int)(unsigned)buf[r];
+            int slot = P.reverse ? S - 1 - (int)(unsigned)buf[r] : (int)(unsigned)buf[r];
             b = slotBox[(i64)n * S + slot];
             s = slotScore[(i64)n * S + slot];
             lab = slotLabel[(i64)n * S + slot];

@@ -9,23 +9,27 @@ namespace Osprey.Detection.Boxes;
 
 /// <summary>
 /// Post-processing of a whole batch on a CUDA device (Kernels/detect.cu): the same candidates, order and
-/// detections as <see cref="RetinaNetPostProcessor"/> / <see cref="SsdPostProcessor"/> (hence torchvision),
-/// with float32 or float16 head outputs, fixed-size outputs and no host synchronisation until
-/// <see cref="Download"/>. Scratch buffers are allocated on first use for the largest batch and anchor count
-/// seen and reused. One instance per detector; not thread-safe.
+/// detections as the CPU post-processor of the family (<see cref="RetinaNetPostProcessor"/> / <see cref="SsdPostProcessor"/>,
+/// hence torchvision; <see cref="OdtkPostProcessor"/>; <see cref="NvidiaSsdPostProcessor"/>), with float32 or float16 head
+/// outputs, fixed-size outputs and no host synchronisation until <see cref="Download"/>. Boxes come out as the CPU
+/// post-processor gives them: resized-image pixels (torchvision), ODTK's inclusive pixels on the padded input, or DLE's
+/// relative corners. Scratch buffers are allocated on first use for the largest batch and anchor count seen and reused.
+/// One instance per detector; not thread-safe.
 /// </summary>
 /// <remarks>
 /// GPU limits (each checked with a clear error): candidates per level/class at most 4096; detections per image
-/// at most 2048; RetinaNet: at most 8 levels and levels x candidates at most 8192.
+/// at most 2048; RetinaNet and ODTK: at most 8 levels and levels x candidates at most 8192.
 /// </remarks>
 public sealed class GpuPostProcessor : IDisposable
 {
     /// <summary>batched_nms uses the coordinate-offset strategy up to this many boxes (torchvision's CPU rule, as <see cref="Nms.Batched"/>).</summary>
     private const int OffsetLimit = 1000;
+    /// <summary>The first NMS pass covers each image's best PrefixFactor x D candidates (see nms_class in Kernels/detect.cu).</summary>
+    private const int PrefixFactor = 2;
     private readonly CudaBackend _backend;
     private readonly DetectionKernels _kernels;
     private readonly List<Tensor> _scratch = [];
-    private Tensor? _probs, _chunkKeys, _chunkCounts, _box, _score, _label, _count, _kept, _imgMax, _imgTotal, _grpSlot, _grpStart, _grpEnd, _sizes;
+    private Tensor? _cand, _candCount, _chunkKeys, _chunkCounts, _box, _score, _label, _count, _kept, _imgMax, _imgTotal, _imgBound, _imgKept, _grpSlot, _grpStart, _grpEnd, _sizes;
     private int[] _sizesHost = [];
     private int _sizesUsed;
     private bool _disposed;
@@ -39,6 +43,14 @@ public sealed class GpuPostProcessor : IDisposable
             throw new ArgumentException($"gpu postprocess: at most {DetectionKernels.MaxCap} candidates per level/class on the GPU, got {options.CandidatesPerLevel}");
         if (options.DetectionsPerImage > DetectionKernels.MaxCap / 2)
             throw new ArgumentException($"gpu postprocess: at most {DetectionKernels.MaxCap / 2} detections per image on the GPU, got {options.DetectionsPerImage}");
+        var want = family switch
+        {
+            DetectorFamily.OdtkRetinaNet => BoxCoding.OdtkInclusive,
+            DetectorFamily.NvidiaSsd => BoxCoding.CenterSize,
+            _ => BoxCoding.Torchvision,
+        };
+        if (coder.Coding != want)
+            throw new ArgumentException($"gpu postprocess: the {family} family decodes with {want} box coding, got a {coder.Coding} coder");
         Family = family;
         Options = options;
         Coder = coder;
@@ -59,50 +71,73 @@ public sealed class GpuPostProcessor : IDisposable
         return Run(heads.ClassLogits, heads.BoxRegression, anchors, anchorsPerLevel, resizedSizes);
     }
 
+    /// <summary>Runs on a model's head outputs with the padded input size (any family; see the full overload).</summary>
+    public GpuDetections Run(HeadOutputs heads, Tensor anchors, ReadOnlySpan<int> anchorsPerLevel, ReadOnlySpan<ImageSize> resizedSizes, ImageSize input)
+    {
+        ArgumentNullException.ThrowIfNull(heads);
+        return Run(heads.ClassLogits, heads.BoxRegression, anchors, anchorsPerLevel, resizedSizes, heads.Grids, input);
+    }
+
+    /// <summary>The torchvision and DLE families (see the full overload; ODTK needs the grids and the input size).</summary>
+    public GpuDetections Run(Tensor logits, Tensor regression, Tensor anchors, ReadOnlySpan<int> anchorsPerLevel, ReadOnlySpan<ImageSize> resizedSizes) =>
+        Run(logits, regression, anchors, anchorsPerLevel, resizedSizes, [], default);
+
     /// <summary>
     /// Queues the post-processing of a batch. logits [N, A, K] and regression [N, A, 4] (float32 or float16, same
     /// dtype, contiguous, on this device); anchors [A, 4] float32 (x1, y1, x2, y2 pixels) on this device;
     /// anchorsPerLevel: RetinaNet's anchors per feature level (summing to A; ignored for SSD); resizedSizes: each
     /// image's resized size (boxes are clipped to it). The result's tensors are new (the caller disposes them); the
     /// scratch is reused by the next Run, which the stream orders after this one.
+    /// ODTK (<see cref="DetectorFamily.OdtkRetinaNet"/>): <paramref name="grids"/> (each level's feature grid) and the padded
+    /// <paramref name="input"/> size are needed (anchors per level follow from them; ODTK clamps boxes to each level's
+    /// grid * stride - 1); the other families ignore them. DLE (<see cref="DetectorFamily.NvidiaSsd"/>): anchors are its
+    /// (cx, cy, w, h) default boxes and boxes are not clipped (resizedSizes are still checked).
     /// </summary>
-    public GpuDetections Run(Tensor logits, Tensor regression, Tensor anchors, ReadOnlySpan<int> anchorsPerLevel, ReadOnlySpan<ImageSize> resizedSizes)
+    public GpuDetections Run(Tensor logits, Tensor regression, Tensor anchors, ReadOnlySpan<int> anchorsPerLevel, ReadOnlySpan<ImageSize> resizedSizes,
+        ReadOnlySpan<ImageSize> grids, ImageSize input)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         var (n, a, k, half) = Check(logits, regression, anchors, resizedSizes);
         _backend.MakeCurrent();
         UploadSizes(resizedSizes);
         int topk = Options.CandidatesPerLevel, d = Options.DetectionsPerImage;
+        bool odtk = Family == DetectorFamily.OdtkRetinaNet, dle = Family == DetectorFamily.NvidiaSsd;
         var p = new DetectParams
         {
             Anchors = a, Classes = k, K = topk, Cap = DetectionKernels.CapFor(topk), Threshold = Options.ScoreThreshold,
-            Coder = new DetectCoder { Wx = Coder.Wx, Wy = Coder.Wy, Ww = Coder.Ww, Wh = Coder.Wh, Clip = Coder.Clip },
+            Coder = new DetectCoder { Wx = Coder.Wx, Wy = Coder.Wy, Ww = Coder.Ww, Wh = Coder.Wh, Clip = Coder.Clip, Coding = odtk ? 1 : dle ? 2 : 0 },
             // the same shortcut value as RetinaNetPostProcessor: a logit below logit(thr) - margin cannot pass
             LogitFloor = Options.ScoreThreshold <= 0 ? float.NegativeInfinity : MathF.Log(Options.ScoreThreshold / (1 - Options.ScoreThreshold)) - 1e-3f,
-            IouBelow = DetectParams.FloatAtOrBelow(Options.NmsThreshold),
+            // torchvision compares the float32 IoU in double; ODTK and DLE compare it with the float32 threshold
+            IouBelow = odtk || dle ? (float)Options.NmsThreshold : DetectParams.FloatAtOrBelow(Options.NmsThreshold),
+            IouPlus = odtk ? 1 : 0,
+            KeepBelow = dle ? 1 : 0,
+            Reverse = dle ? 1 : 0,
+            PrefixM = Math.Min(PrefixFactor * d, DetectionKernels.MaxCap / 2),
         };
         ulong lg = Ptr(logits), rg = Ptr(regression), an = Ptr(anchors), sz = Ptr(_sizes!);
         DetectSlots slots;
         int groups;
         ulong grpSlot = 0, grpStart = 0, grpEnd = 0;
-        if (Family == DetectorFamily.Ssd)
+        if (Family is DetectorFamily.Ssd or DetectorFamily.NvidiaSsd)
         {
-            if (k < 2) throw new ArgumentException($"gpu postprocess (ssd): logits need at least 2 classes (background + 1), got {k}");
+            if (k < 2) throw new ArgumentException($"gpu postprocess ({FamilyName}): logits need at least 2 classes (background + 1), got {k}");
             p.Segments = k - 1;
             p.Slots = checked(p.Segments * topk);
             slots = EnsureSlots(n, p, k);
-            Ensure(ref _probs, (long)n * (k - 1) * a, DType.Float32);
-            _kernels.SsdSoftmax(half, lg, Ptr(_probs!), n, a, k);
-            _kernels.SsdSelect(half, Ptr(_probs!), rg, an, sz, n, p, slots);
+            Ensure(ref _cand, (long)n * (k - 1) * a, DType.Int64);
+            Ensure(ref _candCount, (long)n * (k - 1), DType.Int32);
+            _kernels.SsdSoftmax(half, lg, Ptr(_cand!), Ptr(_candCount!), n, a, k, Options.ScoreThreshold, dle);
+            _kernels.SsdSelect(half, Ptr(_cand!), Ptr(_candCount!), rg, an, sz, n, p, slots);
             groups = k - 1;
         }
         else
         {
-            var levels = Levels(anchorsPerLevel, a, k);
+            var levels = odtk ? OdtkLevels(grids, input, a, k) : Levels(anchorsPerLevel, a, k);
             p.Segments = levels.Count;
             p.Slots = checked(p.Segments * topk);
             if (p.Slots > DetectionKernels.MaxGroupSlots)
-                throw new ArgumentException($"gpu postprocess (retinanet): {levels.Count} levels x {topk} candidates = {p.Slots}, at most {DetectionKernels.MaxGroupSlots} on the GPU");
+                throw new ArgumentException($"gpu postprocess ({FamilyName}): {levels.Count} levels x {topk} candidates = {p.Slots}, at most {DetectionKernels.MaxGroupSlots} on the GPU");
             slots = EnsureSlots(n, p, k);
             int chunks;
             unsafe { chunks = levels.Chunk0[levels.Count]; }
@@ -119,8 +154,10 @@ public sealed class GpuPostProcessor : IDisposable
             _kernels.RetinaGroup(n, p, slots, grpSlot, grpStart, grpEnd);
             groups = k;
         }
-        _kernels.ImageStats(n, p, slots);
-        _kernels.NmsClass(n, groups, p, slots, grpSlot, grpStart, grpEnd, OffsetLimit);
+        // batched_nms's coordinate offsets are torchvision's; ODTK and DLE run NMS per class
+        int offsetLimit = odtk || dle ? -1 : OffsetLimit;
+        _kernels.ImageStats(n, p, slots, offsetLimit);
+        _kernels.NmsClass(n, groups, d, p, slots, grpSlot, grpStart, grpEnd, offsetLimit);
         var result = new GpuDetections(n, d, Device);
         _kernels.FinalTopD(n, d, p, slots, Ptr(result.Counts), Ptr(result.Boxes), Ptr(result.Scores),
             Ptr(result.Labels), Ptr(result.Packed));
@@ -159,7 +196,7 @@ public sealed class GpuPostProcessor : IDisposable
         ArgumentNullException.ThrowIfNull(logits);
         ArgumentNullException.ThrowIfNull(regression);
         ArgumentNullException.ThrowIfNull(anchors);
-        string fam = Family == DetectorFamily.Ssd ? "ssd" : "retinanet";
+        string fam = FamilyName;
         if (logits.Rank != 3 || regression.Rank != 3 || regression.Shape[2] != 4 || regression.Shape[0] != logits.Shape[0] || regression.Shape[1] != logits.Shape[1])
             throw new ArgumentException($"gpu postprocess ({fam}): logits [N, A, K] and regression [N, A, 4] expected, got {logits.Shape} and {regression.Shape}");
         int n = logits.Shape[0], a = logits.Shape[1], k = logits.Shape[2];
@@ -178,6 +215,41 @@ public sealed class GpuPostProcessor : IDisposable
         foreach (var s in sizes)
             if (s.Height <= 0 || s.Width <= 0) throw new ArgumentException($"gpu postprocess ({fam}): resized size {s} must be positive");
         return (n, a, k, logits.DType == DType.Float16);
+    }
+
+    private string FamilyName => Family switch
+    {
+        DetectorFamily.Ssd => "ssd",
+        DetectorFamily.RetinaNet => "retinanet",
+        DetectorFamily.OdtkRetinaNet => "odtk",
+        _ => "nvidia ssd",
+    };
+
+    /// <summary>ODTK's levels: anchors per level from the grids (A / sum of grid cells per location), strides as <see cref="OdtkAnchors.Stride"/>.</summary>
+    private static unsafe DetectLevels OdtkLevels(ReadOnlySpan<ImageSize> grids, ImageSize input, int a, int k)
+    {
+        if (grids.Length == 0 || input.Height <= 0 || input.Width <= 0)
+            throw new ArgumentException($"gpu postprocess (odtk): the feature grids and the padded input size are needed, got {grids.Length} grids and input {input}");
+        if (grids.Length > DetectLevels.Max) throw new ArgumentException($"gpu postprocess (odtk): 1 to {DetectLevels.Max} levels, got {grids.Length}");
+        long cells = 0;
+        foreach (var g in grids) cells += (long)g.Height * g.Width;
+        if (cells <= 0 || a % cells != 0)
+            throw new ArgumentException($"gpu postprocess (odtk): {a} anchors are not a whole number per location of the grids' {cells} cells");
+        int perLoc = (int)(a / cells);
+        Span<int> counts = stackalloc int[grids.Length];
+        for (int l = 0; l < grids.Length; l++) counts[l] = grids[l].Height * grids[l].Width * perLoc;
+        var lv = Levels(counts, a, k);
+        lv.Odtk = 1;
+        lv.PerLocation = perLoc;
+        for (int l = 0; l < grids.Length; l++)
+        {
+            int stride = OdtkAnchors.Stride(input, grids[l]);
+            lv.GridH[l] = grids[l].Height;
+            lv.GridW[l] = grids[l].Width;
+            lv.MaxX[l] = grids[l].Width * stride - 1;
+            lv.MaxY[l] = grids[l].Height * stride - 1;
+        }
+        return lv;
     }
 
     private static unsafe DetectLevels Levels(ReadOnlySpan<int> anchorsPerLevel, int a, int k)
@@ -212,11 +284,13 @@ public sealed class GpuPostProcessor : IDisposable
         Ensure(ref _count, (long)n * p.Segments, DType.Int32);
         Ensure(ref _imgMax, n, DType.Float32);
         Ensure(ref _imgTotal, n, DType.Int32);
+        Ensure(ref _imgBound, n, DType.Float32);
+        Ensure(ref _imgKept, n, DType.Int32);
         _ = k;
         return new DetectSlots
         {
             Box = Ptr(_box!), Score = Ptr(_score!), Label = Ptr(_label!), Count = Ptr(_count!),
-            Kept = Ptr(_kept!), ImageMax = Ptr(_imgMax!), ImageTotal = Ptr(_imgTotal!),
+            Kept = Ptr(_kept!), ImageMax = Ptr(_imgMax!), ImageTotal = Ptr(_imgTotal!), ImageBound = Ptr(_imgBound!), ImageKept = Ptr(_imgKept!),
         };
     }
 

@@ -189,7 +189,9 @@ public sealed class NvidiaSsdPostProcessor(PostProcessOptions options) : PostPro
                 }
             }
         }
-        // all kept boxes by score, best first (ties: later class, then later in its class, first: DLE's ascending sort's tail)
+        // all kept boxes by score, best first (ties: later class, then later in its class, first: DLE's ascending sort's tail);
+        // up to (classes - 1) x CandidatesPerLevel of them, which can exceed the box count
+        Workspace.Ensure(Count);
         var final = Workspace.Keys.AsSpan(0, Count);
         for (int i = 0; i < Count; i++) final[i] = Nms.DescendingKey(Scores[i], Count - 1 - i);
         final.Sort();

@@ -110,11 +110,13 @@ public class DetectionGpuTests
             d.Add(a, Precision.Fp32, true);    // GpuPostProcessor
             d.Add(a, Precision.Fp16, true);
         }
-        // ODTK's and NVIDIA's post-processing run on the host after the GPU network
+        // ODTK's and NVIDIA's post-processing: on the host after the GPU network, and on the GPU
         foreach (string a in new[] { "retinanet_mobilenetv2_fpn", "ssd300_resnet50" })
         {
             d.Add(a, Precision.Fp32, false);
             d.Add(a, Precision.Fp16, false);
+            d.Add(a, Precision.Fp32, true);
+            d.Add(a, Precision.Fp16, true);
         }
         return d;
     }

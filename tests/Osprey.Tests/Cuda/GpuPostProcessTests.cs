@@ -196,7 +196,7 @@ public sealed class GpuPostProcessTests(ITestOutputHelper output)
     }
 
     /// <summary>Counts [N], boxes [N, D, 4], scores/labels [N, D] hold what the packed download gave; rows past the count are zero with label -1.</summary>
-    private static void CheckFixed(GpuDetectionsHost f, IReadOnlyList<DetectedObject>[] found, int n, int d)
+    internal static void CheckFixed(GpuDetectionsHost f, IReadOnlyList<DetectedObject>[] found, int n, int d)
     {
         Assert.Equal(new Shape(n), f.CountsShape);
         Assert.Equal(new Shape(n, d, 4), f.BoxesShape);

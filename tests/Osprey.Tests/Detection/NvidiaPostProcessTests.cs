@@ -86,6 +86,21 @@ public class NvidiaPostProcessTests
         Assert.Throws<ArgumentException>(() => post.Run(logits, regs.AsSpan(4), NvidiaDefaultBoxes.Generate(), k, found));
     }
 
+    /// <summary>More kept boxes over all classes than default boxes (each class keeps every disjoint box): no overrun.</summary>
+    [Fact]
+    public void Nvidia_ssd_postprocess_keeps_more_detections_than_boxes()
+    {
+        const int boxes = 10, classes = 5;
+        var dboxes = new float[boxes * 4];
+        for (int i = 0; i < boxes; i++) { dboxes[4 * i] = 0.05f + 0.1f * i; dboxes[4 * i + 1] = 0.5f; dboxes[4 * i + 2] = 0.05f; dboxes[4 * i + 3] = 0.05f; }
+        var logits = new float[boxes * classes];
+        for (int i = 0; i < logits.Length; i++) logits[i] = i % classes == 0 ? -5f : 0.01f * (i % 7);
+        var found = new List<DetectedObject>();
+        new NvidiaSsdPostProcessor(PostProcessOptions.NvidiaSsd300).Run(logits, new float[boxes * 4], dboxes, classes, found);
+        Assert.Equal(boxes * (classes - 1), found.Count);
+        for (int i = 1; i < found.Count; i++) Assert.True(found[i - 1].Score >= found[i].Score);
+    }
+
     [Fact]
     public void Box_codings_follow_their_references()
     {
