@@ -30,7 +30,7 @@ public static class TrainCommand
         var maxSize = new Option<int>("--max-size") { Description = "longer side cap", DefaultValueFactory = _ => 1333 };
         var precision = new Option<string>("--precision") { Description = "fp32 (amp and bf16: not yet)", DefaultValueFactory = _ => "fp32" };
         var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N", DefaultValueFactory = _ => "cpu" };
-        var devices = new Option<string?>("--devices") { Description = "several GPUs (all or 0,1): not yet" };
+        var devices = new Option<string?>("--devices") { Description = "data-parallel training on several GPUs: all, or indices such as 0,1 (--batch is the global batch, split evenly)" };
         var seed = new Option<int>("--seed") { Description = "seed of the initialisation, batch order and augmentation", DefaultValueFactory = _ => 0 };
         var checkpointEvery = new Option<int>("--checkpoint-iters") { Description = "write the checkpoint every N iterations (and at the end)", DefaultValueFactory = _ => 500 };
         var log = new Option<string?>("--log-dir") { Description = "folder for train.csv, loss.png and map.png (default: next to MODEL_OUT)" };
@@ -54,6 +54,10 @@ public sealed record TrainSettings(
     string? FineTune, int? Classes, int Batch, int Iters, double Lr, int Warmup, int[] Milestones, int[]? Jitter, int Resize, int MaxSize,
     string Precision, string Device, string? Devices, int Seed, int CheckpointEvery, string? LogDir)
 {
+    /// <summary>--devices as a device list (null without the option): "all" (every CUDA GPU), GPU indices "0,1", or device
+    /// names ("cpu,cpu": CPU replicas, for testing the data-parallel path without GPUs).</summary>
+    public IReadOnlyList<Core.Tensors.Device>? ParseDevices() => Devices is null ? null : TrainDevices.Parse(Devices);
+
     /// <summary>Trainer options; throws ArgumentException naming the option on a bad value.</summary>
     public TrainOptions ToOptions()
     {
@@ -61,11 +65,17 @@ public sealed record TrainSettings(
             throw new ArgumentException(Precision is "amp" or "bf16"
                 ? $"--precision {Precision}: mixed-precision training is not implemented yet (the GradScaler and FP32 master weights exist; the CUDA backward kernels it needs are in progress); use fp32"
                 : $"--precision {Precision}: expected fp32 (amp, bf16: not yet)");
-        if (Devices is not null) throw new ArgumentException($"--devices {Devices}: multi-GPU training is not implemented yet; use --device");
         Device device;
+        string deviceText = Device;
+        if (ParseDevices() is { } list)
+        {
+            if (Device != "cpu" && Device != list[0].ToString())
+                throw new ArgumentException($"--device {Device} and --devices {Devices}: give one of them");
+            deviceText = list[0].ToString();
+        }
         try
         {
-            device = Core.Tensors.Device.Parse(Device);
+            device = Core.Tensors.Device.Parse(deviceText);
         }
         catch (FormatException e)
         {

@@ -32,6 +32,12 @@ public static class TrainRunner
             data = TrainSetup.Dataset(s.Annotations, s.Images);
             if (s.ValAnnotations is not null) val = new CocoDetectionDataset(s.ValAnnotations, s.ValImages!, new CocoDatasetOptions(LabelMapping.CategoryId));
             (trainer, how) = TrainSetup.Start(options, data, s.Output, s.FineTune);
+            if (s.ParseDevices() is { } devices)
+            {
+                try { trainer.EnableDataParallel(devices); }
+                catch { trainer.Dispose(); throw; }
+                how += $"; data parallel on {string.Join(", ", devices)} (global batch {options.BatchSize}, {options.BatchSize / devices.Count} per device)";
+            }
         }
         catch (Exception e) when (e is ArgumentException or OspreyException or IOException or JsonException or UnauthorizedAccessException or InvalidOperationException)
         {
