@@ -6,13 +6,14 @@ namespace Osprey.Cli.Commands;
 /// <summary>`osprey train --devices`: "all", GPU indices ("0,1") or device names ("cuda:0,cuda:1"; "cpu,cpu" for CPU replicas).</summary>
 public static class TrainDevices
 {
-    public static IReadOnlyList<Device> Parse(string text)
+    /// <param name="minimum">Devices needed (2 on one node; 1 per node of a multi-node run).</param>
+    public static IReadOnlyList<Device> Parse(string text, int minimum = 2)
     {
         ArgumentNullException.ThrowIfNull(text);
         if (text.Trim().Equals("all", StringComparison.OrdinalIgnoreCase))
         {
             int n = CudaDriver.DeviceCount(out string? why);
-            if (n < 2) throw new ArgumentException($"--devices all: data-parallel training needs at least 2 GPUs, this machine has {n}{(why is null ? "" : $" ({why})")}");
+            if (n < Math.Max(1, minimum)) throw new ArgumentException($"--devices all: data-parallel training needs at least {Math.Max(1, minimum)} GPU(s), this machine has {n}{(why is null ? "" : $" ({why})")}");
             return Enumerable.Range(0, n).Select(i => Device.Cuda(i)).ToArray();
         }
         var list = new List<Device>();
@@ -27,7 +28,7 @@ public static class TrainDevices
                 catch (FormatException e) { throw new ArgumentException($"--devices {text}: '{part}' is not a GPU index or device ({e.Message})", e); }
             }
         }
-        if (list.Count < 2) throw new ArgumentException($"--devices {text}: data-parallel training needs at least 2 devices (for one, use --device)");
+        if (list.Count < minimum) throw new ArgumentException($"--devices {text}: data-parallel training needs at least {minimum} devices (for one, use --device)");
         if (list.Any(d => d.Type is not (DeviceType.Cpu or DeviceType.Cuda)) || list.Any(d => d.Type != list[0].Type))
             throw new ArgumentException($"--devices {text}: all GPUs (or all cpu, for testing)");
         if (list[0].Type == DeviceType.Cuda)

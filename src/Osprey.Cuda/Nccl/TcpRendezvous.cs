@@ -17,8 +17,9 @@ public sealed class RendezvousException : OspreyException
 /// Multi-node start-up for NCCL: node 0 creates the ncclUniqueId and hands it to every other node over TCP, as torch's
 /// TCPStore does for its process groups. Node 0 listens on the master address (<c>--master host:port</c>); each other node
 /// connects (retrying until the timeout, since node 0 may start later), sends a hello (magic, protocol version, node count,
-/// its node rank, its GPU count) and receives node 0's verdict and the id. Node 0 answers only once every node has said
-/// hello, checks that they agree on the node count and GPU count and that no node rank is missing or repeated, and sends
+/// its node rank, its GPU count, the iteration it starts at) and receives node 0's verdict and the id. Node 0 answers only once every node has said
+/// hello, checks that they agree on the node count, GPU count and starting iteration (a node that
+/// found no checkpoint while node 0 resumed from one is refused) and that no node rank is missing or repeated, and sends
 /// each either the id or the reason it refuses. After that every process calls ncclCommInitRank with the id; NCCL then
 /// connects the ranks itself (sockets or InfiniBand; NCCL_SOCKET_IFNAME picks the interface).
 /// The payload is opaque bytes, so the exchange is tested on localhost without a GPU.
@@ -27,12 +28,12 @@ public static class TcpRendezvous
 {
     private const ulong Magic = 0x4F5350524559_4E43;   // "OSPREYNC"
     private const int Protocol = 1;
-    private const int HelloBytes = 8 + 4 * 4;
+    private const int HelloBytes = 8 + 4 * 4 + 8;
 
     /// <summary>Node 0: listens on <paramref name="endpoint"/>, waits for the other <paramref name="nodes"/> - 1 nodes and sends
     /// each <paramref name="payload"/> (the unique id). Throws <see cref="RendezvousException"/> naming the missing or
     /// disagreeing nodes.</summary>
-    public static void Serve(IPEndPoint endpoint, int nodes, int gpusPerNode, ReadOnlySpan<byte> payload, TimeSpan timeout, CancellationToken cancel = default)
+    public static void Serve(IPEndPoint endpoint, int nodes, int gpusPerNode, long iteration, ReadOnlySpan<byte> payload, TimeSpan timeout, CancellationToken cancel = default)
     {
         ArgumentNullException.ThrowIfNull(endpoint);
         if (nodes < 2) throw new ArgumentOutOfRangeException(nameof(nodes), $"rendezvous: {nodes} nodes; a rendezvous needs at least 2");
@@ -69,11 +70,13 @@ public static class TcpRendezvous
                     int theirNodes = BinaryPrimitives.ReadInt32LittleEndian(hello.AsSpan(12));
                     node = BinaryPrimitives.ReadInt32LittleEndian(hello.AsSpan(16));
                     int theirGpus = BinaryPrimitives.ReadInt32LittleEndian(hello.AsSpan(20));
+                    long theirIteration = BinaryPrimitives.ReadInt64LittleEndian(hello.AsSpan(24));
                     if (magic != Magic || protocol != Protocol) problem = $"a peer at {client.Client.RemoteEndPoint} does not speak Osprey's rendezvous protocol {Protocol}";
                     else if (theirNodes != nodes) problem = $"node {node} was started with --nodes {theirNodes}, node 0 with --nodes {nodes}";
                     else if (node < 1 || node >= nodes) problem = $"a node says it is --node-rank {node}, outside 1..{nodes - 1}";
                     else if (!seen.Add(node)) problem = $"two nodes say they are --node-rank {node}";
                     else if (theirGpus != gpusPerNode) problem = $"node {node} has {theirGpus} GPU(s) in --devices, node 0 has {gpusPerNode}: every node must use the same number";
+                    else if (theirIteration != iteration) problem = $"node {node} starts at iteration {theirIteration}, node 0 at {iteration}: every node must resume from the same checkpoint";
                 }
                 catch (Exception e) when (e is IOException or EndOfStreamException or SocketException)
                 {
@@ -99,7 +102,7 @@ public static class TcpRendezvous
 
     /// <summary>Node <paramref name="nodeRank"/> (1..nodes-1): connects to node 0 at <paramref name="master"/> (retrying until
     /// <paramref name="timeout"/>), says hello and returns node 0's payload.</summary>
-    public static byte[] Join(DnsEndPoint master, int nodes, int nodeRank, int gpusPerNode, TimeSpan timeout, CancellationToken cancel = default)
+    public static byte[] Join(DnsEndPoint master, int nodes, int nodeRank, int gpusPerNode, long iteration, TimeSpan timeout, CancellationToken cancel = default)
     {
         ArgumentNullException.ThrowIfNull(master);
         if (nodeRank < 1 || nodeRank >= nodes) throw new ArgumentOutOfRangeException(nameof(nodeRank), $"rendezvous: node rank {nodeRank} of {nodes} nodes (node 0 serves)");
@@ -122,6 +125,7 @@ public static class TcpRendezvous
                 BinaryPrimitives.WriteInt32LittleEndian(hello.AsSpan(12), nodes);
                 BinaryPrimitives.WriteInt32LittleEndian(hello.AsSpan(16), nodeRank);
                 BinaryPrimitives.WriteInt32LittleEndian(hello.AsSpan(20), gpusPerNode);
+                BinaryPrimitives.WriteInt64LittleEndian(hello.AsSpan(24), iteration);
                 stream.Write(hello);
                 return ReadReply(stream, master);
             }

@@ -170,5 +170,36 @@ public sealed class NcclGpuTests : IDisposable
         double worst = DataParallelTests.WorstRelativeDifference(dp, single);
         Console.WriteLine($"2 GPUs vs 1 GPU after 4 iterations: losses {string.Join(", ", got)} vs {string.Join(", ", expected)}; worst weight difference {worst:G3}");
         Assert.True(worst < 1e-4, $"weights after 4 iterations differ by {worst:G3} (relative to each tensor's largest magnitude)");
+
+        // the same run as two "nodes" (one GPU each) that meet through the TCP rendezvous on localhost: node 1 starts from
+        // other initial weights and receives node 0's by broadcast
+        int port;
+        using (var l = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0)) { l.Start(); port = ((System.Net.IPEndPoint)l.LocalEndpoint).Port; }
+        var master = new System.Net.DnsEndPoint("127.0.0.1", port);
+        var nodeTrainers = new Trainer[2];
+        var nodeLosses = new List<double>[2];
+        try
+        {
+            DataParallel.OnEveryRank(2, node =>
+            {
+                var init = o with { Device = Device.Cuda(node), Seed = o.Seed };
+                using var model = Osprey.Detection.Models.Architectures.Get(o.Architecture).CreateFor(TrainSetup.DefaultClasses(data));
+                using var weights = ModelInit.Random(model, node == 0 ? 11 : 99);
+                nodeTrainers[node] = Trainer.Create(init, TrainSetup.DefaultClasses(data), weights, "init");
+                nodeTrainers[node].EnableDataParallel([Device.Cuda(node)], new MultiNodeOptions(2, node, master, TimeSpan.FromSeconds(60)));
+                Assert.Equal(node == 0, nodeTrainers[node].Parallel!.IsPrimary);
+                nodeLosses[node] = nodeTrainers[node].Run(data).Select(r => r.Loss.Total).ToList();
+            });
+            for (int p = 0; p < single.Parameters.Count; p++)
+                Assert.True(nodeTrainers[0].Parameters[p].Value.ToArray<float>().AsSpan().SequenceEqual(nodeTrainers[1].Parameters[p].Value.ToArray<float>()),
+                    $"node 1 differs from node 0 in {single.Parameters[p].Name}");
+            double nodeWorst = DataParallelTests.WorstRelativeDifference(nodeTrainers[0], single);
+            Console.WriteLine($"2 nodes x 1 GPU vs 1 GPU: worst weight difference {nodeWorst:G3}");
+            Assert.True(nodeWorst < 1e-4, $"two-node weights differ from one GPU's by {nodeWorst:G3}");
+        }
+        finally
+        {
+            foreach (var t in nodeTrainers) t?.Dispose();
+        }
     }
 }

@@ -167,6 +167,24 @@ public sealed class DataParallelTests : IDisposable
     }
 
     [Fact]
+    public void MultiNodeSettingsAreChecked()
+    {
+        var s = new TrainSettings("m.safetensors", "retinanet_resnet18_fpn", "a.json", "img", null, null, 1000, 500, null, null, 2, 10,
+            0.01, 100, [60, 80], null, 800, 1333, "fp32", "cpu", null, 0, 500, null);
+        Assert.Null(s.MultiNode());
+        Assert.Contains("--master", Assert.Throws<ArgumentException>(() => (s with { Nodes = 2 }).MultiNode()).Message);
+        Assert.Contains("--node-rank 2", Assert.Throws<ArgumentException>(() => (s with { Nodes = 2, NodeRank = 2, Master = "h:1" }).MultiNode()).Message);
+        Assert.Contains("--nodes 1", Assert.Throws<ArgumentException>(() => (s with { Master = "h:1" }).MultiNode()).Message);
+        var m = (s with { Nodes = 2, NodeRank = 1, Master = "node0:29500", Devices = "cpu" }).MultiNode()!;
+        Assert.Equal(("node0", 29500, 1), (m.Master.Host, m.Master.Port, m.NodeRank));
+        var o = Options(1, 2, Device.Cpu);
+        Assert.Contains("runs on GPUs", Assert.Throws<ArgumentException>(() => DataParallel.Validate(o, [Device.Cpu], m)).Message);
+        Assert.Contains("of all 2 nodes", Assert.Throws<ArgumentException>(() =>
+            DataParallel.Validate(o with { Device = Device.Cuda(0), BatchSize = 3 }, [Device.Cuda(0)], m)).Message);
+        DataParallel.Validate(o with { Device = Device.Cuda(0) }, [Device.Cuda(0)], m);   // one GPU per node is a world of 2
+    }
+
+    [Fact]
     public void TrainCommandRunsDataParallelWithCpuReplicas()
     {
         var set = SyntheticShapes.Generate(_dir, new SyntheticShapesOptions(Images: 4, MinSize: 64, MaxSize: 64, MaxObjects: 2, Seed: 3, MinObjectSize: 20));
@@ -187,9 +205,9 @@ public sealed class DataParallelTests : IDisposable
         var id = Enumerable.Range(0, NcclUniqueId.Size).Select(i => (byte)(i * 7 + 3)).ToArray();
         var master = new DnsEndPoint("127.0.0.1", port);
         // the joiners start first and retry until node 0 listens
-        var joins = Enumerable.Range(1, 2).Select(n => Task.Run(() => TcpRendezvous.Join(master, 3, n, 2, TimeSpan.FromSeconds(20)))).ToArray();
+        var joins = Enumerable.Range(1, 2).Select(n => Task.Run(() => TcpRendezvous.Join(master, 3, n, 2, 40, TimeSpan.FromSeconds(20)))).ToArray();
         Thread.Sleep(300);
-        TcpRendezvous.Serve(new IPEndPoint(IPAddress.Loopback, port), 3, 2, id, TimeSpan.FromSeconds(20));
+        TcpRendezvous.Serve(new IPEndPoint(IPAddress.Loopback, port), 3, 2, 40, id, TimeSpan.FromSeconds(20));
         foreach (var j in joins) Assert.Equal(id, await j);
         Assert.Equal(id, NcclUniqueId.FromBytes(id).ToBytes());
     }
@@ -199,15 +217,21 @@ public sealed class DataParallelTests : IDisposable
     {
         int port = FreePort();
         var master = new DnsEndPoint("localhost", port);
-        var bad = Task.Run(() => TcpRendezvous.Join(master, 2, 1, 4, TimeSpan.FromSeconds(20)));
-        var e = Assert.Throws<RendezvousException>(() => TcpRendezvous.Serve(new IPEndPoint(IPAddress.Loopback, port), 2, 2, new byte[128], TimeSpan.FromSeconds(20)));
+        var bad = Task.Run(() => TcpRendezvous.Join(master, 2, 1, 4, 0, TimeSpan.FromSeconds(20)));
+        var e = Assert.Throws<RendezvousException>(() => TcpRendezvous.Serve(new IPEndPoint(IPAddress.Loopback, port), 2, 2, 0, new byte[128], TimeSpan.FromSeconds(20)));
         Assert.Contains("node 1 has 4 GPU(s)", e.Message);
         var je = await Assert.ThrowsAsync<RendezvousException>(() => bad);
         Assert.Contains("refused by node 0: node 1 has 4 GPU(s)", je.Message);
 
-        var missing = Assert.Throws<RendezvousException>(() => TcpRendezvous.Serve(new IPEndPoint(IPAddress.Loopback, FreePort()), 3, 1, new byte[128], TimeSpan.FromSeconds(1)));
+        int port2 = FreePort();
+        var stale = Task.Run(() => TcpRendezvous.Join(new DnsEndPoint("127.0.0.1", port2), 2, 1, 1, 0, TimeSpan.FromSeconds(20)));
+        Assert.Contains("node 1 starts at iteration 0, node 0 at 500", Assert.Throws<RendezvousException>(() =>
+            TcpRendezvous.Serve(new IPEndPoint(IPAddress.Loopback, port2), 2, 1, 500, new byte[128], TimeSpan.FromSeconds(20))).Message);
+        await Assert.ThrowsAsync<RendezvousException>(() => stale);
+
+        var missing = Assert.Throws<RendezvousException>(() => TcpRendezvous.Serve(new IPEndPoint(IPAddress.Loopback, FreePort()), 3, 1, 0, new byte[128], TimeSpan.FromSeconds(1)));
         Assert.Contains("node(s) 1, 2 of 3 never connected", missing.Message);
-        var nobody = Assert.Throws<RendezvousException>(() => TcpRendezvous.Join(new DnsEndPoint("127.0.0.1", FreePort()), 2, 1, 1, TimeSpan.FromSeconds(1)));
+        var nobody = Assert.Throws<RendezvousException>(() => TcpRendezvous.Join(new DnsEndPoint("127.0.0.1", FreePort()), 2, 1, 1, 0, TimeSpan.FromSeconds(1)));
         Assert.Contains("could not reach node 0", nobody.Message);
         Assert.Contains("host:port", Assert.Throws<ArgumentException>(() => TcpRendezvous.ParseMaster("node0")).Message);
         Assert.Equal(29500, TcpRendezvous.ParseMaster("node0:29500").Port);

@@ -1,5 +1,7 @@
+using System.Net;
 using System.Runtime.ExceptionServices;
 using Osprey.Core.Tensors;
+using Osprey.Cuda.Nccl;
 using Osprey.Detection.Training.Data;
 using Osprey.Vision.Transforms;
 
@@ -22,11 +24,15 @@ public sealed class DataParallel : IDisposable
     private readonly Trainer[] _replicas;   // [0] = the primary (not owned)
     private readonly IGradientAllReduce[] _reduce;
     private readonly GradientBuckets[] _buckets;
+    private readonly int _firstRank;
+    private readonly int _world;
     private string? _broken;
 
-    private DataParallel(Trainer primary, Trainer[] replicas, IGradientAllReduce[] reduce)
+    private DataParallel(Trainer primary, Trainer[] replicas, IGradientAllReduce[] reduce, int firstRank, int world)
     {
         _primary = primary;
+        _firstRank = firstRank;
+        _world = world;
         _replicas = replicas;
         _reduce = reduce;
         _buckets = reduce.Select(r => new GradientBuckets(r)).ToArray();
@@ -43,26 +49,36 @@ public sealed class DataParallel : IDisposable
     /// <summary>Every rank's trainer (rank 0 = the primary), for checks that the replicas agree.</summary>
     public IReadOnlyList<Trainer> Replicas => _replicas;
 
-    public int WorldSize => _replicas.Length;
+    /// <summary>Ranks in the whole run (all nodes).</summary>
+    public int WorldSize => _world;
+
+    /// <summary>Whether this process holds global rank 0 (it writes checkpoints, validates and logs).</summary>
+    public bool IsPrimary => _firstRank == 0;
 
     /// <summary>
     /// Builds the replicas of <paramref name="primary"/> on <paramref name="devices"/> (devices[0] must be the primary's) and
     /// the collective: NCCL when every device is a GPU, else <see cref="HostAllReduceGroup"/>.
     /// </summary>
-    internal static DataParallel Create(Trainer primary, IReadOnlyList<Device> devices)
+    internal static DataParallel Create(Trainer primary, IReadOnlyList<Device> devices, MultiNodeOptions? nodes = null)
     {
         ArgumentNullException.ThrowIfNull(primary);
         ArgumentNullException.ThrowIfNull(devices);
-        Validate(primary.Options, devices);
+        Validate(primary.Options, devices, nodes);
+        int world = devices.Count * (nodes?.Nodes ?? 1), firstRank = devices.Count * (nodes?.NodeRank ?? 0);
         var replicas = new Trainer[devices.Count];
         replicas[0] = primary;
         IGradientAllReduce[]? reduce = null;
         try
         {
             for (int r = 1; r < devices.Count; r++) replicas[r] = primary.Replica(devices[r]);
-            if (devices.All(d => d.Type == DeviceType.Cuda)) reduce = NcclGradientAllReduce.Create(devices);
+            if (nodes is not null)
+            {
+                reduce = NcclGradientAllReduce.Create(devices, Rendezvous(nodes, devices.Count, primary.Iteration), firstRank, world);
+                BroadcastWeights(replicas, reduce);
+            }
+            else if (devices.All(d => d.Type == DeviceType.Cuda)) reduce = NcclGradientAllReduce.Create(devices);
             else reduce = new HostAllReduceGroup(devices.Count).Ranks();
-            return new DataParallel(primary, replicas, reduce);
+            return new DataParallel(primary, replicas, reduce, firstRank, world);
         }
         catch
         {
@@ -72,31 +88,58 @@ public sealed class DataParallel : IDisposable
         }
     }
 
+    /// <summary>Node 0 creates the NCCL id and serves it; the other nodes fetch it (<see cref="TcpRendezvous"/>).</summary>
+    private static NcclUniqueId Rendezvous(MultiNodeOptions nodes, int gpus, long iteration)
+    {
+        if (nodes.NodeRank != 0)
+            return NcclUniqueId.FromBytes(TcpRendezvous.Join(nodes.Master, nodes.Nodes, nodes.NodeRank, gpus, iteration, nodes.Timeout));
+        var id = NcclApi.Instance.NewUniqueId();
+        TcpRendezvous.Serve(new IPEndPoint(IPAddress.Any, nodes.Master.Port), nodes.Nodes, gpus, iteration, id.ToBytes(), nodes.Timeout);
+        return id;
+    }
+
+    /// <summary>Multi-node start: every rank takes global rank 0's parameters (nodes may have built them separately).</summary>
+    private static void BroadcastWeights(Trainer[] replicas, IGradientAllReduce[] reduce)
+    {
+        OnEveryRank(replicas.Length, rank =>
+        {
+            var comm = ((NcclGradientAllReduce)reduce[rank]).Communicator;
+            foreach (var p in replicas[rank].Parameters) comm.Broadcast(p.Value, root: 0);
+            comm.Backend.Synchronize();
+            comm.ThrowIfAsyncError();
+        }, onFailure: () => { foreach (var r in reduce) r.Abort(); });
+    }
+
     /// <summary>Throws <see cref="ArgumentException"/> for a device list data-parallel training cannot use.</summary>
-    public static void Validate(TrainOptions options, IReadOnlyList<Device> devices)
+    public static void Validate(TrainOptions options, IReadOnlyList<Device> devices, MultiNodeOptions? nodes = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(devices);
-        if (devices.Count < 2) throw new ArgumentException($"--devices: data-parallel training needs at least 2 devices, got {devices.Count}");
+        nodes?.Validate();
+        int world = devices.Count * (nodes?.Nodes ?? 1);
+        if (nodes is not null && devices.Any(d => d.Type != DeviceType.Cuda))
+            throw new ArgumentException($"--nodes {nodes.Nodes}: multi-node training runs on GPUs (NCCL); got {string.Join(',', devices)}");
+        if (world < 2) throw new ArgumentException($"--devices: data-parallel training needs at least 2 devices, got {devices.Count}");
         if (devices[0] != options.Device) throw new ArgumentException($"--devices: rank 0 runs on {devices[0]}, but the trainer is on {options.Device}");
         if (devices.Distinct().Count() != devices.Count && devices.Any(d => d.Type != DeviceType.Cpu))
             throw new ArgumentException($"--devices {string.Join(',', devices)}: a GPU is listed twice");
         if (devices.Any(d => d.Type != devices[0].Type))
             throw new ArgumentException($"--devices {string.Join(',', devices)}: mixes device types");
-        if (options.BatchSize % devices.Count != 0)
-            throw new ArgumentException($"--batch {options.BatchSize} is the global batch: it must be a multiple of the {devices.Count} devices");
+        if (options.BatchSize % world != 0)
+            throw new ArgumentException($"--batch {options.BatchSize} is the global batch: it must be a multiple of the {world} devices{(nodes is null ? "" : $" of all {nodes.Nodes} nodes")}");
     }
 
-    /// <summary>One iteration on the global batch <paramref name="samples"/> (rank r takes samples [r*b, (r+1)*b), b = B / N).
-    /// Returns rank 0's figures with the loss averaged over the ranks (= the global batch's loss) and the global image count.</summary>
+    /// <summary>One iteration on the global batch <paramref name="samples"/> (global rank r takes samples [r*b, (r+1)*b), b = B / world).
+    /// Returns local rank 0's figures with the loss averaged over this process's ranks (on one node: the global batch's loss)
+    /// and the global image count.</summary>
     public TrainStepResult Step(IReadOnlyList<DetectionSample> samples)
     {
         ArgumentNullException.ThrowIfNull(samples);
         if (_broken is not null) throw new InvalidOperationException($"data-parallel training stopped after a failure: {_broken}");
         int n = _replicas.Length;
-        if (samples.Count == 0 || samples.Count % n != 0)
-            throw new ArgumentException($"data parallel: a batch of {samples.Count} images cannot be split evenly over {n} devices");
-        int per = samples.Count / n;
+        if (samples.Count == 0 || samples.Count % _world != 0)
+            throw new ArgumentException($"data parallel: a batch of {samples.Count} images cannot be split evenly over {_world} devices");
+        int per = samples.Count / _world;
         long iteration = _primary.Iteration;
         var pre = _primary.Preprocessor(iteration);
         var (height, width) = PaddedSize(samples, pre.Resize);
@@ -109,7 +152,7 @@ public sealed class DataParallel : IDisposable
                 if (replica.Iteration != iteration)
                     throw new InvalidOperationException($"data parallel: rank {rank} is at iteration {replica.Iteration}, rank 0 at {iteration}");
                 var slice = new DetectionSample[per];
-                for (int i = 0; i < per; i++) slice[i] = samples[rank * per + i];
+                for (int i = 0; i < per; i++) slice[i] = samples[(_firstRank + rank) * per + i];
                 using var batch = Collate(slice, replica.Preprocessor(iteration), height, width);
                 results[rank] = replica.Step(batch);
             }, onFailure: AbortAll);
@@ -215,5 +258,18 @@ public sealed class DataParallel : IDisposable
         for (int r = 0; r < _replicas.Length; r++) _replicas[r].GradientHook = null;
         for (int r = 1; r < _replicas.Length; r++) _replicas[r].Dispose();
         foreach (var x in _reduce) x.Dispose();
+    }
+}
+
+/// <summary>A run over several nodes (processes): <see cref="Nodes"/> in all, this one <see cref="NodeRank"/>; node 0 serves the
+/// NCCL id at <see cref="Master"/> (host:port; it listens on that port on every interface).</summary>
+public sealed record MultiNodeOptions(int Nodes, int NodeRank, DnsEndPoint Master, TimeSpan Timeout)
+{
+    public void Validate()
+    {
+        ArgumentNullException.ThrowIfNull(Master);
+        if (Nodes < 2) throw new ArgumentException($"--nodes {Nodes}: a multi-node run needs at least 2 nodes");
+        if (NodeRank < 0 || NodeRank >= Nodes) throw new ArgumentException($"--node-rank {NodeRank}: expected 0..{Nodes - 1}");
+        if (Timeout <= TimeSpan.Zero) throw new ArgumentException($"rendezvous timeout {Timeout} must be positive");
     }
 }

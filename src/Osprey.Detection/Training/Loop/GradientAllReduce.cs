@@ -38,14 +38,18 @@ public sealed class NcclGradientAllReduce(NcclCommunicator communicator) : IGrad
 
     /// <summary>One communicator per CUDA device, rank i on <paramref name="devices"/>[i]: ncclCommInitRank on each rank's own
     /// thread (see <see cref="DataParallel.OnEveryRank"/>) with one fresh unique id.</summary>
-    public static IGradientAllReduce[] Create(IReadOnlyList<Device> devices)
+    public static IGradientAllReduce[] Create(IReadOnlyList<Device> devices) => Create(devices, NcclApi.Instance.NewUniqueId(), 0, devices.Count);
+
+    /// <summary>This process's ranks of a larger world (multi-node): local rank i is global rank <paramref name="firstRank"/> + i
+    /// of <paramref name="worldSize"/>; <paramref name="id"/> is global rank 0's unique id (see <see cref="TcpRendezvous"/>).</summary>
+    public static IGradientAllReduce[] Create(IReadOnlyList<Device> devices, NcclUniqueId id, int firstRank, int worldSize)
     {
-        var id = NcclApi.Instance.NewUniqueId();
+        ArgumentNullException.ThrowIfNull(devices);
         var result = new IGradientAllReduce[devices.Count];
         DataParallel.OnEveryRank(devices.Count, rank =>
         {
             var backend = (CudaBackend)BackendRegistry.Get(devices[rank]);
-            result[rank] = new NcclGradientAllReduce(NcclCommunicator.InitRank(backend, id, rank, devices.Count));
+            result[rank] = new NcclGradientAllReduce(NcclCommunicator.InitRank(backend, id, firstRank + rank, worldSize));
         }, onFailure: () => { foreach (var r in result) r?.Abort(); });
         return result;
     }

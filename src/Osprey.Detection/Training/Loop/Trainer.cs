@@ -124,12 +124,12 @@ public sealed class Trainer : IDisposable
     public DataParallel? Parallel { get; private set; }
 
     /// <summary>Trains on several devices from now on: replicas of this trainer on <paramref name="devices"/>[1..] (devices[0]
-    /// must be this trainer's device); <see cref="TrainOptions.BatchSize"/> is the global batch, split evenly. See
-    /// <see cref="DataParallel"/>.</summary>
-    public void EnableDataParallel(IReadOnlyList<Device> devices)
+    /// must be this trainer's device); <see cref="TrainOptions.BatchSize"/> is the global batch, split evenly. With
+    /// <paramref name="nodes"/>, these devices are this node's share of a multi-node run. See <see cref="DataParallel"/>.</summary>
+    public void EnableDataParallel(IReadOnlyList<Device> devices, MultiNodeOptions? nodes = null)
     {
         if (Parallel is not null) throw new InvalidOperationException("data parallel training is already enabled");
-        Parallel = DataParallel.Create(this, devices);
+        Parallel = DataParallel.Create(this, devices, nodes);
     }
 
     private static Architecture CheckArchitecture(string name)
