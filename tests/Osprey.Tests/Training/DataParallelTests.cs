@@ -53,10 +53,13 @@ public sealed class DataParallelTests : IDisposable
         }
     }
 
-    /// <summary>Max |a - b| / (1e-3 + max |b|) over each parameter tensor.</summary>
-    internal static double WorstRelativeDifference(Trainer a, Trainer b)
+    /// <summary>Max |a - b| / max(1e-3, max |b|) over each parameter tensor.</summary>
+    internal static double WorstRelativeDifference(Trainer a, Trainer b) => WorstDifference(a, b).Relative;
+
+    /// <summary>The worst tensor by max |a - b| / max(1e-3, max |b|): that ratio, its name and its absolute difference.</summary>
+    internal static (double Relative, string Name, double Absolute) WorstDifference(Trainer a, Trainer b)
     {
-        double worst = 0;
+        (double, string, double) worst = (0, "", 0);
         for (int p = 0; p < a.Parameters.Count; p++)
         {
             var x = a.Parameters[p].Value.ToArray<float>();
@@ -67,7 +70,7 @@ public sealed class DataParallelTests : IDisposable
                 scale = Math.Max(scale, Math.Abs(y[i]));
                 diff = Math.Max(diff, Math.Abs(x[i] - y[i]));
             }
-            worst = Math.Max(worst, diff / scale);
+            if (diff / scale > worst.Item1) worst = (diff / scale, a.Parameters[p].Name, diff);
         }
         return worst;
     }

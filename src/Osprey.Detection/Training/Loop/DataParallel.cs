@@ -216,19 +216,21 @@ public sealed class DataParallel : IDisposable
 
     /// <summary>Runs <paramref name="body"/>(rank) for every rank at once, rank 0 on the calling thread and the others on
     /// their own threads (collectives need all ranks running together). On the first failure <paramref name="onFailure"/>
-    /// runs (abort the collectives so that no rank waits forever); the first failure is rethrown after all ranks return.</summary>
+    /// runs (abort the collectives so that no rank waits forever); after all ranks return, the exception of the rank that
+    /// failed first (the root cause, not the others' "aborted" errors) is rethrown.</summary>
     public static void OnEveryRank(int ranks, Action<int> body, Action? onFailure = null)
     {
         ArgumentNullException.ThrowIfNull(body);
         var errors = new Exception?[ranks];
-        int failed = 0;
+        int first = -1;
         void Run(int rank)
         {
             try { body(rank); }
             catch (Exception e)
             {
                 errors[rank] = e;
-                if (Interlocked.Exchange(ref failed, 1) == 0) onFailure?.Invoke();
+                // the first rank to fail is the root cause; the others fail because the collective was aborted under them
+                if (Interlocked.CompareExchange(ref first, rank, -1) == -1) onFailure?.Invoke();
             }
         }
         var threads = new Thread[ranks];
@@ -240,15 +242,12 @@ public sealed class DataParallel : IDisposable
         }
         Run(0);
         for (int r = 1; r < ranks; r++) threads[r].Join();
-        // the root cause first: a rank that failed on its own rather than because the collective was aborted under it
-        var first = errors.FirstOrDefault(e => e is not null and not OperationCanceledException and not ObjectDisposedException)
-                    ?? errors.FirstOrDefault(e => e is not null);
-        if (first is not null)
+        if (first >= 0)
         {
-            int at = Array.IndexOf(errors, first);
-            if (first is OperationCanceledException or ObjectDisposedException)
-                throw new InvalidOperationException($"data parallel: rank {at} stopped: {first.Message}", first);
-            ExceptionDispatchInfo.Throw(first);
+            var cause = errors[first]!;
+            if (cause is OperationCanceledException or ObjectDisposedException)
+                throw new InvalidOperationException($"data parallel: rank {first} stopped: {cause.Message}", cause);
+            ExceptionDispatchInfo.Throw(cause);
         }
     }
 
