@@ -23,6 +23,8 @@ using Osprey.Bench;
 //   gpu-infer --arch A --weights W.pth --images RAW.u8 [--batch N] [--height H] [--width W] [--runs N] [--torch FILE]:
 //       end-to-end detection images/s from a decoded batch on the GPU (bench/gpu/run-infer.sh runs it with
 //       bench/gpu/infer_bench.py, the torchvision side, in the same call).
+//   train-ddp [--arch A] [--size S] [--per-gpu B] [--warmup N] [--iters N] [--gpus 1,2] [--json FILE]: data-parallel training
+//       images/s on 1, 2, ... GPUs at the same per-GPU batch (NCCL all-reduce) and the scaling efficiency.
 return args.FirstOrDefault() switch
 {
     "cpu" => Cpu(args),
@@ -35,12 +37,13 @@ return args.FirstOrDefault() switch
     "demo-step" => DemoStepProfile.Run(args[1..]),
     "gpu-detect" => GpuDetectBench.Run(args[1..]),
     "gpu-infer" => GpuInferBench.Run(args[1..]),
+    "train-ddp" => TrainScalingBench.Run(args[1..]),
     _ => Usage(),
 };
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: Osprey.Bench <mode> [options]; modes: cpu, cpu-convs, coco-eval, gpu-core, gpu-libs, gpu-detect, gpu-infer, autograd, train-loss, demo-step");
+    Console.Error.WriteLine("usage: Osprey.Bench <mode> [options]; modes: cpu, cpu-convs, coco-eval, gpu-core, gpu-libs, gpu-detect, gpu-infer, train-ddp, autograd, train-loss, demo-step");
     return 2;
 }
 

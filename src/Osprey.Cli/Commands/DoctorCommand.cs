@@ -66,6 +66,9 @@ public static class DoctorCommand
             table.AddRow(Markup.Escape(c.Op), c.DType.Name(), err, $"{tolA:G2} + {tolR:G2}·|x|", result);
         }
         AnsiConsole.Write(table);
+        var (ncclTotal, ncclFailed) = DoctorNccl.Run(index);
+        total += ncclTotal;
+        failed += ncclFailed;
         AnsiConsole.MarkupLine(failed == 0 ? $"[green]all {total} GPU checks passed[/]" : $"[red]{failed} of {total} GPU checks failed[/]");
         return failed == 0 ? 0 : 1;
     }

@@ -30,20 +30,26 @@ public static class TrainCommand
         var maxSize = new Option<int>("--max-size") { Description = "longer side cap", DefaultValueFactory = _ => 1333 };
         var precision = new Option<string>("--precision") { Description = "fp32 (amp and bf16: not yet)", DefaultValueFactory = _ => "fp32" };
         var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N", DefaultValueFactory = _ => "cpu" };
-        var devices = new Option<string?>("--devices") { Description = "several GPUs (all or 0,1): not yet" };
+        var devices = new Option<string?>("--devices") { Description = "data-parallel training on several GPUs: all, or indices such as 0,1 (--batch is the global batch, split evenly)" };
+        var nodes = new Option<int>("--nodes") { Description = "multi-node data parallel: number of nodes (processes), each with the same --devices count", DefaultValueFactory = _ => 1 };
+        var nodeRank = new Option<int>("--node-rank") { Description = "this node's index, 0..nodes-1 (node 0 serves the rendezvous, checkpoints and validates)", DefaultValueFactory = _ => 0 };
+        var master = new Option<string?>("--master") { Description = "host:port of node 0's rendezvous (multi-node)" };
         var seed = new Option<int>("--seed") { Description = "seed of the initialisation, batch order and augmentation", DefaultValueFactory = _ => 0 };
         var checkpointEvery = new Option<int>("--checkpoint-iters") { Description = "write the checkpoint every N iterations (and at the end)", DefaultValueFactory = _ => 500 };
         var log = new Option<string?>("--log-dir") { Description = "folder for train.csv, loss.png and map.png (default: next to MODEL_OUT)" };
         var cmd = new Command("train", "Train a RetinaNet on COCO-format data (resumes from MODEL_OUT when it exists)")
         {
             output, arch, annotations, images, valAnnotations, valImages, valIters, valMax, fineTune, classes, batch, iters, lr, warmup,
-            milestones, jitter, resize, maxSize, precision, device, devices, seed, checkpointEvery, log,
+            milestones, jitter, resize, maxSize, precision, device, devices, seed, checkpointEvery, log, nodes, nodeRank, master,
         };
         cmd.SetAction(r => TrainRunner.Run(new TrainSettings(
             r.GetValue(output)!, r.GetValue(arch)!, r.GetValue(annotations)!, r.GetValue(images)!, r.GetValue(valAnnotations), r.GetValue(valImages),
             r.GetValue(valIters), r.GetValue(valMax), r.GetValue(fineTune), r.GetValue(classes), r.GetValue(batch), r.GetValue(iters), r.GetValue(lr),
             r.GetValue(warmup), r.GetValue(milestones)!, r.GetValue(jitter), r.GetValue(resize), r.GetValue(maxSize), r.GetValue(precision)!,
-            r.GetValue(device)!, r.GetValue(devices), r.GetValue(seed), r.GetValue(checkpointEvery), r.GetValue(log))));
+            r.GetValue(device)!, r.GetValue(devices), r.GetValue(seed), r.GetValue(checkpointEvery), r.GetValue(log))
+        {
+            Nodes = r.GetValue(nodes), NodeRank = r.GetValue(nodeRank), Master = r.GetValue(master),
+        }));
         return cmd;
     }
 }
@@ -54,6 +60,27 @@ public sealed record TrainSettings(
     string? FineTune, int? Classes, int Batch, int Iters, double Lr, int Warmup, int[] Milestones, int[]? Jitter, int Resize, int MaxSize,
     string Precision, string Device, string? Devices, int Seed, int CheckpointEvery, string? LogDir)
 {
+    /// <summary>Multi-node data parallel (--nodes, --node-rank, --master host:port).</summary>
+    public int Nodes { get; init; } = 1;
+    public int NodeRank { get; init; }
+    public string? Master { get; init; }
+
+    /// <summary>The multi-node settings, or null for a single-process run.</summary>
+    public MultiNodeOptions? MultiNode()
+    {
+        if (Nodes == 1 && Master is null) return null;
+        if (Master is null) throw new ArgumentException($"--nodes {Nodes}: give --master host:port (node 0's address)");
+        var m = new MultiNodeOptions(Nodes, NodeRank, Osprey.Cuda.Nccl.TcpRendezvous.ParseMaster(Master), TimeSpan.FromMinutes(5));
+        m.Validate();
+        return m;
+    }
+
+    /// <summary>--devices as a device list (null without the option): "all" (every CUDA GPU), GPU indices "0,1", or device
+    /// names ("cpu,cpu": CPU replicas, for testing the data-parallel path without GPUs).</summary>
+    public IReadOnlyList<Core.Tensors.Device>? ParseDevices() =>
+        Devices is not null ? TrainDevices.Parse(Devices, minimum: Nodes > 1 ? 1 : 2)
+        : Nodes > 1 ? [Core.Tensors.Device.Parse(Device == "cpu" ? "cuda:0" : Device)] : null;
+
     /// <summary>Trainer options; throws ArgumentException naming the option on a bad value.</summary>
     public TrainOptions ToOptions()
     {
@@ -61,11 +88,17 @@ public sealed record TrainSettings(
             throw new ArgumentException(Precision is "amp" or "bf16"
                 ? $"--precision {Precision}: mixed-precision training is not implemented yet (the GradScaler and FP32 master weights exist; the CUDA backward kernels it needs are in progress); use fp32"
                 : $"--precision {Precision}: expected fp32 (amp, bf16: not yet)");
-        if (Devices is not null) throw new ArgumentException($"--devices {Devices}: multi-GPU training is not implemented yet; use --device");
         Device device;
+        string deviceText = Device;
+        if (ParseDevices() is { } list)
+        {
+            if (Device != "cpu" && Device != list[0].ToString())
+                throw new ArgumentException($"--device {Device} and --devices {Devices}: give one of them");
+            deviceText = list[0].ToString();
+        }
         try
         {
-            device = Core.Tensors.Device.Parse(Device);
+            device = Core.Tensors.Device.Parse(deviceText);
         }
         catch (FormatException e)
         {
@@ -77,6 +110,7 @@ public sealed record TrainSettings(
         if ((ValAnnotations is null) != (ValImages is null)) throw new ArgumentException("--val-annotations and --val-images go together");
         if (ValIters < 1) throw new ArgumentException($"--val-iters {ValIters} must be at least 1");
         if (CheckpointEvery < 1) throw new ArgumentException($"--checkpoint-iters {CheckpointEvery} must be at least 1");
+        _ = MultiNode();
         if (FineTune is not null && !File.Exists(FineTune)) throw new ArgumentException($"--fine-tune {FineTune}: file not found");
         var o = new TrainOptions
         {

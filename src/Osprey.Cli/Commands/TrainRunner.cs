@@ -32,6 +32,14 @@ public static class TrainRunner
             data = TrainSetup.Dataset(s.Annotations, s.Images);
             if (s.ValAnnotations is not null) val = new CocoDetectionDataset(s.ValAnnotations, s.ValImages!, new CocoDatasetOptions(LabelMapping.CategoryId));
             (trainer, how) = TrainSetup.Start(options, data, s.Output, s.FineTune);
+            if (s.ParseDevices() is { } devices)
+            {
+                var nodes = s.MultiNode();
+                try { trainer.EnableDataParallel(devices, nodes); }
+                catch { trainer.Dispose(); throw; }
+                int world = devices.Count * (nodes?.Nodes ?? 1);
+                how += $"; data parallel on {string.Join(", ", devices)}{(nodes is null ? "" : $" of node {nodes.NodeRank} of {nodes.Nodes}")} (global batch {options.BatchSize}, {options.BatchSize / world} per device)";
+            }
         }
         catch (Exception e) when (e is ArgumentException or OspreyException or IOException or JsonException or UnauthorizedAccessException or InvalidOperationException)
         {
@@ -69,6 +77,7 @@ public static class TrainRunner
         CocoEvalResult? last = null;
         bool interrupted = false;
         var status = new TrainStatus(trainer);
+        bool primary = trainer.Parallel?.IsPrimary ?? true;   // multi-node: node 0 alone checkpoints and validates
         try
         {
             void Loop(Action<TrainStatus> refresh)
@@ -82,7 +91,7 @@ public static class TrainRunner
                         double rate = images / Math.Max(1e-9, secs);
                         double? map = null;
                         bool end = r.Iteration >= trainer.Options.Iterations;
-                        if (val is not null && (r.Iteration % spec.ValIters == 0 || end))
+                        if (primary && val is not null && (r.Iteration % spec.ValIters == 0 || end))
                         {
                             status.Note = "validating";
                             refresh(status);
@@ -92,7 +101,7 @@ public static class TrainRunner
                         log.Add(r, rate, secs, map);
                         if (r.Iteration % spec.CheckpointEvery == 0 || end)
                         {
-                            trainer.Save(spec.Checkpoint);
+                            if (primary) trainer.Save(spec.Checkpoint);
                             log.Flush();
                             Plots(log, spec.LogDir);
                         }
@@ -120,7 +129,7 @@ public static class TrainRunner
                     }
                 });
             }
-            if (interrupted && trainer.Iteration > startIter)
+            if (interrupted && primary && trainer.Iteration > startIter)
             {
                 trainer.Save(spec.Checkpoint);
                 AnsiConsole.MarkupLine($"interrupted: checkpoint at iteration {trainer.Iteration} written to {Markup.Escape(spec.Checkpoint)}; rerun to resume");

@@ -84,6 +84,12 @@ public sealed class Trainer : IDisposable
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
         using var dict = WeightFile.Load(checkpoint);
+        return FromState(dict, checkpoint, options);
+    }
+
+    /// <summary>A trainer from a checkpoint's tensors (weights, optimiser state, header).</summary>
+    private static Trainer FromState(StateDict dict, string checkpoint, TrainOptions options)
+    {
         var (arch, classes, iteration, steps) = TrainCheckpoint.ReadHeader(dict, checkpoint);
         if (!string.Equals(arch, options.Architecture, StringComparison.OrdinalIgnoreCase))
             throw new ArgumentException($"{checkpoint}: a checkpoint of {arch}, but --arch {options.Architecture}");
@@ -102,6 +108,29 @@ public sealed class Trainer : IDisposable
             trainer.Dispose();
             throw;
         }
+    }
+
+    /// <summary>A copy of this trainer (weights, optimiser state, iteration) on <paramref name="device"/>: a data-parallel rank.
+    /// The weights travel through the checkpoint form, which round-trips bit for bit.</summary>
+    internal Trainer Replica(Device device)
+    {
+        using var dict = ExportWeights(withOptimizer: true);
+        return FromState(dict, $"replica of the run on {Options.Device}", Options with { Device = device });
+    }
+
+    /// <summary>Called on the gradients after backward and before clipping (data parallel: the all-reduce).</summary>
+    internal Action<IReadOnlyList<Tensor>>? GradientHook { get; set; }
+
+    /// <summary>The data-parallel group when <see cref="EnableDataParallel"/> was called (this trainer is its rank 0).</summary>
+    public DataParallel? Parallel { get; private set; }
+
+    /// <summary>Trains on several devices from now on: replicas of this trainer on <paramref name="devices"/>[1..] (devices[0]
+    /// must be this trainer's device); <see cref="TrainOptions.BatchSize"/> is the global batch, split evenly. With
+    /// <paramref name="nodes"/>, these devices are this node's share of a multi-node run. See <see cref="DataParallel"/>.</summary>
+    public void EnableDataParallel(IReadOnlyList<Device> devices, MultiNodeOptions? nodes = null)
+    {
+        if (Parallel is not null) throw new InvalidOperationException("data parallel training is already enabled");
+        Parallel = DataParallel.Create(this, devices, nodes);
     }
 
     private static Architecture CheckArchitecture(string name)
@@ -140,6 +169,7 @@ public sealed class Trainer : IDisposable
         }
         var grads = new Tensor[_params.Count];
         for (int i = 0; i < grads.Length; i++) grads[i] = _params[i].Grad ?? throw new InvalidOperationException($"no gradient reached {_params[i].Name}");
+        GradientHook?.Invoke(grads);
         double norm;
         double lr = Schedule.Rate(Iteration);
         using (GradTape.NoGrad())
@@ -186,7 +216,9 @@ public sealed class Trainer : IDisposable
             {
                 if (skip > 0) { skip--; continue; }
                 TrainStepResult r;
-                using (var batch = TrainingBatch.Collate(samples, Preprocessor(Iteration))) r = Step(batch);
+                if (Parallel is not null) r = Parallel.Step(samples);
+                else
+                    using (var batch = TrainingBatch.Collate(samples, Preprocessor(Iteration))) r = Step(batch);
                 yield return r;
                 if (Iteration >= Options.Iterations) yield break;
             }
@@ -255,6 +287,8 @@ public sealed class Trainer : IDisposable
 
     public void Dispose()
     {
+        Parallel?.Dispose();
+        Parallel = null;
         foreach (var p in _params) p.Dispose();
         _optimizer.Dispose();
         _model.Dispose();
