@@ -91,7 +91,7 @@ public sealed unsafe class KernelCache : IDisposable
         try
         {
             Directory.CreateDirectory(dir);
-            string tmp = $"{file}.{Environment.ProcessId}.tmp";
+            string tmp = $"{file}.{Environment.ProcessId}.{Environment.CurrentManagedThreadId}.tmp"; // one writer per thread: device threads may compile the same kernel at once
             File.WriteAllBytes(tmp, bytes);
             File.Move(tmp, file, overwrite: true);
         }
