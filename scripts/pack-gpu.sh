@@ -58,6 +58,6 @@ cp "$ROOT/scripts/run-gpu.sh" "$OUTDIR/"
 mkdir -p "$OUTDIR/bench/gpu"
 cp "$ROOT"/bench/gpu/*.py "$OUTDIR/bench/gpu/"
 cp "$ROOT"/bench/gpu/*.json "$OUTDIR/bench/gpu/" 2>/dev/null || true
-cp "$ROOT"/bench/gpu/run-infer.sh "$ROOT"/tools/formula.py "$OUTDIR/bench/gpu/"
+cp "$ROOT"/bench/gpu/run-infer.sh "$ROOT"/bench/gpu/run-train.sh "$ROOT"/tools/formula.py "$OUTDIR/bench/gpu/"
 du -sh "$OUTDIR"/* | sed 's/^/[pack] /'
 echo "[pack] done: $OUTDIR ($(du -sh "$OUTDIR" | cut -f1)); run it there with: bash $(basename "$OUTDIR")/run-gpu.sh"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs on the GPU host, from a pack built by scripts/pack-gpu.sh (no .NET needed there):
-#   bash PACK/run-gpu.sh [steps...]   steps: info doctor tests bench-core bench-libs bench-detect bench-infer bench-engine (default: all but bench-detect, bench-infer and bench-engine, in that order)
+#   bash PACK/run-gpu.sh [steps...]   steps: info doctor tests bench-core bench-libs bench-detect bench-infer bench-engine bench-train (default: all but bench-detect, bench-infer and bench-engine, in that order)
 # Unpacks the runtime and the apps, then runs each step with its output under $OUT (default ./gpu-results),
 # eight files at most: info.txt, doctor.txt, tests.txt + tests.xml + tests.html (xunit), bench.md (the
 # benchmark tables: gpu-core, then gpu-libs), bench-raw.tar.gz (raw JSON and logs of both sides), summary.txt.
@@ -67,7 +67,9 @@ for step in "${STEPS[@]}"; do
         cat '$RAW/engine-ssd300.log' '$RAW/engine-retinanet.log'; echo; \
         '$PY' '$PACK/bench/gpu/engine_table.py' '$RAW/engine-ssd300.json' '$RAW/engine-retinanet.json' | tee -a '$OUT/bench.md'; \
         echo \"osprey bench exit \$a (ssd300), \$b (retinanet)\"; exit \$((a | b))" ;;
-    *) echo "unknown step '$step' (info, doctor, tests, bench-core, bench-libs, bench-detect, bench-infer, bench-engine)" >&2; FAILED=1 ;;
+    # training images/s (issue 7 item 9): torchvision with torch.amp and Osprey, same model, batch, size and loss, same call
+    bench-train) run_step bench-train bash -c "bash '$PACK/bench/gpu/run-train.sh' '$WORK/app/bench/Osprey.Bench.dll' '$RAW' '$PY' 2>&1 | tee -a '$OUT/bench.md'; exit \${PIPESTATUS[0]}" ;;
+    *) echo "unknown step '$step' (info, doctor, tests, bench-core, bench-libs, bench-detect, bench-infer, bench-engine, bench-train)" >&2; FAILED=1 ;;
   esac
 done
 

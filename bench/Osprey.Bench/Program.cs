@@ -18,6 +18,8 @@ using Osprey.Bench;
 //       torchvision's compute_loss + backward (bench/train/torch_loss.py), same shapes, same run.
 //   gpu-detect [--dir DIR] [--reps N]: GPU post-processing (decode + top-k + NMS) of a 64-image SSD300 batch and a
 //       16-image RetinaNet 800x800 batch; writes the SSD inputs to DIR for bench/gpu/detect_bench.py (torchvision).
+//   gpu-train --arch A --batch N --size S [--precision amp|bf16|fp32] [--warmup N] [--steps N] [--json FILE]: training
+//       images/s of Trainer.Step on the GPU (bench/gpu/run-train.sh runs it beside bench/gpu/train_bench.py, torchvision).
 //   gpu-infer --arch A --weights W.pth --images RAW.u8 [--batch N] [--height H] [--width W] [--runs N] [--torch FILE]:
 //       end-to-end detection images/s from a decoded batch on the GPU (bench/gpu/run-infer.sh runs it with
 //       bench/gpu/infer_bench.py, the torchvision side, in the same call).
@@ -32,12 +34,13 @@ return args.FirstOrDefault() switch
     "train-loss" => TrainLossBench.Run(args[1..]),
     "gpu-detect" => GpuDetectBench.Run(args[1..]),
     "gpu-infer" => GpuInferBench.Run(args[1..]),
+    "gpu-train" => GpuTrainBench.Run(args[1..]),
     _ => Usage(),
 };
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: Osprey.Bench <mode> [options]; modes: cpu, cpu-convs, coco-eval, gpu-core, gpu-libs, gpu-detect, gpu-infer, autograd, train-loss");
+    Console.Error.WriteLine("usage: Osprey.Bench <mode> [options]; modes: cpu, cpu-convs, coco-eval, gpu-core, gpu-libs, gpu-detect, gpu-infer, gpu-train, autograd, train-loss");
     return 2;
 }
 
