@@ -15,7 +15,8 @@ namespace Osprey.Tests.Training;
 /// Mixed-precision and SSD training on a CUDA GPU (skipped without one). Same init, same repeated batch (RetinaNet-R18 at 128 px,
 /// batch 2): the amp losses of 5 iterations stay within 2% (bf16: 5%) of the fp32 run's; an overflowing loss scale skips the step
 /// (weights and masters untouched) and halves the scale; an amp checkpoint is float32 throughout, holds the FP32 masters, loads in
-/// <see cref="Detector"/> and resumes with the same masters and scale; ssd300_vgg16 trains under fp32 and amp.
+/// <see cref="Detector"/> and resumes with the same masters and scale; ssd300_vgg16 trains under fp32 and amp (amp: the
+/// losses of the steps taken fall; skipped steps while the scale backs off are allowed).
 /// </summary>
 public sealed class MixedPrecisionGpuTests : IDisposable
 {
@@ -48,7 +49,9 @@ public sealed class MixedPrecisionGpuTests : IDisposable
         return Trainer.Create(o, classes, init, "init");
     }
 
-    private static List<double> RepeatedBatch(Trainer t, CocoDetectionDataset data, int steps)
+    /// <summary>The losses of the steps the optimiser took (with <paramref name="allowSkips"/>, amp may skip steps while the
+    /// scale backs off; a skipped step leaves the weights as they were, so its loss repeats).</summary>
+    private static List<double> RepeatedBatch(Trainer t, CocoDetectionDataset data, int steps, bool allowSkips = false)
     {
         var samples = Enumerable.Range(0, t.Options.BatchSize).Select(data.Load).ToArray();
         var losses = new List<double>();
@@ -56,8 +59,8 @@ public sealed class MixedPrecisionGpuTests : IDisposable
         {
             using var batch = TrainingBatch.Collate(samples, t.Preprocessor(i));
             var r = t.Step(batch);
-            Assert.False(r.Skipped, $"step {i} skipped");
-            losses.Add(r.Loss.Total);
+            Assert.True(allowSkips || !r.Skipped, $"step {i} skipped");
+            if (!r.Skipped) losses.Add(r.Loss.Total);
         }
         return losses;
     }
@@ -161,8 +164,11 @@ public sealed class MixedPrecisionGpuTests : IDisposable
     public void Ssd300_trains_on_the_gpu(TrainPrecision precision)
     {
         var data = Data();
-        using var t = SsdTrainerTests.NewTrainer(SsdTrainerTests.Options(4, Gpu.Device) with { BatchSize = 2, Precision = precision }, data);
-        var losses = RepeatedBatch(t, data, 4);
+        using var t = SsdTrainerTests.NewTrainer(SsdTrainerTests.Options(8, Gpu.Device) with { BatchSize = 2, Precision = precision }, data);
+        // SSD's per-anchor gradients are 1 / (a few foreground boxes) here: at amp's initial scale of 65536 the float16
+        // backward overflows and the first steps are skipped while the scale backs off (seen on the H200), as torch's would
+        var losses = RepeatedBatch(t, data, precision == TrainPrecision.Amp ? 8 : 4, allowSkips: precision == TrainPrecision.Amp);
+        Assert.True(losses.Count >= 3, $"only {losses.Count} steps taken");
         for (int i = 1; i < losses.Count; i++) Assert.True(losses[i] < losses[i - 1], $"loss {string.Join(", ", losses)}");
         Assert.Equal(DType.Float32, t.Parameters[^1].Value.DType); // the L2Norm scale stays float32
     }
