@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs on the GPU host, from a pack built by scripts/pack-gpu.sh (no .NET needed there):
-#   bash PACK/run-gpu.sh [steps...]   steps: info doctor tests bench-core bench-libs bench-detect bench-infer bench-engine bench-ddp (default: all but bench-detect, bench-infer and bench-engine, in that order)
+#   bash PACK/run-gpu.sh [steps...]   steps: info doctor tests bench-core bench-libs bench-detect bench-infer bench-engine bench-ddp bench-train (default: all but bench-detect, bench-infer and bench-engine, in that order)
 # Unpacks the runtime and the apps, then runs each step with its output under $OUT (default ./gpu-results),
 # eight files at most: info.txt, doctor.txt, tests.txt + tests.xml + tests.html (xunit), bench.md (the
 # benchmark tables: gpu-core, then gpu-libs), bench-raw.tar.gz (raw JSON and logs of both sides), summary.txt.
@@ -65,7 +65,9 @@ for step in "${STEPS[@]}"; do
     bench-engine) run_step bench-engine bash -c "bash '$PACK/bench/gpu/run-engine.sh' '$WORK/app/osprey/osprey' '$RAW' '$PY' 2>&1 | tee -a '$OUT/bench.md'; exit \${PIPESTATUS[0]}" ;;
     # data-parallel training scaling (issue 7 item 6): images/s on 1 and 2 GPUs at the same per-GPU batch; OSPREY_DDP_ARGS adds options
     bench-ddp) run_step bench-ddp bash -c "timeout 240 '$DOTNET_ROOT/dotnet' '$WORK/app/bench/Osprey.Bench.dll' train-ddp ${OSPREY_DDP_ARGS:-} --json '$RAW/train-ddp.json' 2>&1 | tee -a '$OUT/bench.md'; exit \${PIPESTATUS[0]}" ;;
-    *) echo "unknown step '$step' (info, doctor, tests, bench-core, bench-libs, bench-detect, bench-infer, bench-engine, bench-ddp)" >&2; FAILED=1 ;;
+    # training images/s (issue 7 item 9): torchvision with torch.amp and Osprey, same model, batch, size and loss, same call
+    bench-train) run_step bench-train bash -c "bash '$PACK/bench/gpu/run-train.sh' '$WORK/app/bench/Osprey.Bench.dll' '$RAW' '$PY' 2>&1 | tee -a '$OUT/bench.md'; exit \${PIPESTATUS[0]}" ;;
+    *) echo "unknown step '$step' (info, doctor, tests, bench-core, bench-libs, bench-detect, bench-infer, bench-engine, bench-ddp, bench-train)" >&2; FAILED=1 ;;
   esac
 done
 

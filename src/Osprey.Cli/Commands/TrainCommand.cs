@@ -28,7 +28,7 @@ public static class TrainCommand
         var jitter = new Option<int[]?>("--jitter") { Description = "MIN MAX: draw the shorter side in this range each iteration", AllowMultipleArgumentsPerToken = true };
         var resize = new Option<int>("--resize") { Description = "shorter side of the input", DefaultValueFactory = _ => 800 };
         var maxSize = new Option<int>("--max-size") { Description = "longer side cap", DefaultValueFactory = _ => 1333 };
-        var precision = new Option<string>("--precision") { Description = "fp32 (amp and bf16: not yet)", DefaultValueFactory = _ => "fp32" };
+        var precision = new Option<string>("--precision") { Description = "fp32, amp (float16 with loss scaling) or bf16; amp/bf16 keep FP32 master weights and need --device cuda", DefaultValueFactory = _ => "fp32" };
         var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N", DefaultValueFactory = _ => "cpu" };
         var devices = new Option<string?>("--devices") { Description = "data-parallel training on several GPUs: all, or indices such as 0,1 (--batch is the global batch, split evenly)" };
         var nodes = new Option<int>("--nodes") { Description = "multi-node data parallel: number of nodes (processes), each with the same --devices count", DefaultValueFactory = _ => 1 };
@@ -84,10 +84,7 @@ public sealed record TrainSettings(
     /// <summary>Trainer options; throws ArgumentException naming the option on a bad value.</summary>
     public TrainOptions ToOptions()
     {
-        if (Precision != "fp32")
-            throw new ArgumentException(Precision is "amp" or "bf16"
-                ? $"--precision {Precision}: mixed-precision training is not implemented yet (the GradScaler and FP32 master weights exist; the CUDA backward kernels it needs are in progress); use fp32"
-                : $"--precision {Precision}: expected fp32 (amp, bf16: not yet)");
+        var precision = TrainPrecisions.Parse(Precision);
         Device device;
         string deviceText = Device;
         if (ParseDevices() is { } list)
@@ -116,7 +113,7 @@ public sealed record TrainSettings(
         {
             Architecture = Arch, Classes = Classes, BatchSize = Batch, Iterations = Iters, LearningRate = Lr, Warmup = Warmup,
             Milestones = Milestones, Resize = Resize, MaxSize = MaxSize, JitterMin = Jitter is { Length: 2 } ? Jitter[0] : 0, JitterMax = Jitter is { Length: 2 } ? Jitter[1] : 0,
-            Device = device, Seed = Seed,
+            Device = device, Seed = Seed, Precision = precision,
         };
         o.Validate();
         return o;

@@ -48,6 +48,9 @@ public sealed record Architecture(
         if (Family == DetectorFamily.RetinaNet && weights.TryGet("head.classification_head.cls_logits.bias", out var b) && b.Rank == 1
             && b.Shape[0] % RetinaNet.AnchorsPerLocation == 0)
             return b.Shape[0] / RetinaNet.AnchorsPerLocation;
+        // ssd300_vgg16: 4 default boxes per location on the first source
+        if (Family == DetectorFamily.Ssd && weights.TryGet("head.classification_head.module_list.0.bias", out var s) && s.Rank == 1 && s.Shape[0] % 4 == 0)
+            return s.Shape[0] / 4;
         return null;
     }
 
@@ -75,7 +78,10 @@ public static class Architectures
         Retina("retinanet_resnet152_fpn", 152),
         Tiny(),
         new("ssd300_vgg16", DetectorFamily.Ssd, () => new Ssd300Vgg16(), ResizePolicy.Ssd300, Normalization.Ssd300Vgg,
-            PostProcessOptions.Ssd300Torchvision, "torchvision.models.detection.ssd300_vgg16"),
+            PostProcessOptions.Ssd300Torchvision, "torchvision.models.detection.ssd300_vgg16")
+        {
+            CreateWithClasses = classes => new Ssd300Vgg16(classes),
+        },
         new("retinanet_mobilenetv2_fpn", DetectorFamily.OdtkRetinaNet, () => new OdtkRetinaNet(), ResizePolicy.RetinaNetOdtk, Normalization.ImageNet,
             PostProcessOptions.Odtk, "NVIDIA ODTK (retinanet-examples) RetinaNet, backbone MobileNetV2FPN, 80 classes", CocoCategories.Ids),
         new("ssd300_resnet50", DetectorFamily.NvidiaSsd, () => new Ssd300ResNet50(), ResizePolicy.Ssd300, Normalization.ImageNet,

@@ -56,8 +56,8 @@ public abstract class DetectionModel : IDisposable
     public void Load(StateDict weights, string source, Device device, MemoryFormat format = MemoryFormat.Contiguous, DType dtype = DType.Float32)
     {
         ArgumentNullException.ThrowIfNull(weights);
-        if (dtype is not (DType.Float32 or DType.Float16)) throw new ArgumentException($"{Architecture}: precision {dtype} is not supported (float32 or float16)");
-        if (dtype == DType.Float16 && device.Type == DeviceType.Cpu) throw new ArgumentException($"{Architecture}: float16 needs a CUDA device (the CPU backend runs float32)");
+        if (dtype is not (DType.Float32 or DType.Float16 or DType.BFloat16)) throw new ArgumentException($"{Architecture}: precision {dtype} is not supported (float32, float16 or bfloat16)");
+        if (dtype != DType.Float32 && device.Type == DeviceType.Cpu) throw new ArgumentException($"{Architecture}: {dtype} needs a CUDA device (the CPU backend runs float32)");
         using var unwrapped = UnwrapDistributed(weights);
         var w = unwrapped ?? weights;
         Parameters.Check(w, source);
@@ -87,6 +87,11 @@ public abstract class DetectionModel : IDisposable
 
     /// <summary>The activation layout the weights were prepared for (inputs are converted to it).</summary>
     public MemoryFormat Format { get; private set; } = MemoryFormat.Contiguous;
+
+    /// <summary>Trainable tensors other than the convolutions of <see cref="ParameterTable.Layers"/> (e.g. SSD's L2Norm scale):
+    /// the reference's name and the tensor the forward uses (same elements as the named weight; its shape may be a view of
+    /// it). The model's own tensors: do not dispose them. Empty until loaded.</summary>
+    public virtual IReadOnlyList<(string Name, Tensor Value)> ExtraParameters => [];
 
     protected abstract void LoadChecked(StateDict weights, Device device, MemoryFormat format, DType dtype);
 

@@ -65,6 +65,9 @@ public sealed class Ssd300Vgg16 : DetectionModel
         _scale = Op.To(s4, device);
     }
 
+    /// <summary>backbone.scale_weight as the [1, 512, 1, 1] float32 tensor the L2 normalisation multiplies by (trainable).</summary>
+    public override IReadOnlyList<(string Name, Tensor Value)> ExtraParameters => _scale is null ? [] : [("backbone.scale_weight", _scale)];
+
     public override HeadOutputs Forward(Tensor images, bool keepFeatures = false)
     {
         if (_scale is null) throw new InvalidOperationException("ssd300_vgg16: weights not loaded");

@@ -1,5 +1,6 @@
 using Osprey.Cli.Commands;
 using Osprey.Detection.Training.Data;
+using Osprey.Detection.Training.Loop;
 using Xunit;
 
 namespace Osprey.Tests.Training;
@@ -18,11 +19,18 @@ public sealed class TrainCommandTests : IDisposable
         0.01, 100, [60, 80], null, 800, 1333, "fp32", "cpu", null, 0, 500, null);
 
     [Theory]
-    [InlineData("amp", "not implemented yet")]
-    [InlineData("bf16", "not implemented yet")]
-    [InlineData("fp64", "expected fp32")]
-    public void PrecisionOtherThanFp32IsRefusedClearly(string precision, string message) =>
+    [InlineData("amp", "needs --device cuda")]
+    [InlineData("bf16", "needs --device cuda")]
+    [InlineData("fp64", "expected fp32, amp or bf16")]
+    public void PrecisionErrorsAreClear(string precision, string message) =>
         Assert.Contains(message, Assert.Throws<ArgumentException>(() => (Settings() with { Precision = precision }).ToOptions()).Message);
+
+    [Theory]
+    [InlineData("amp", TrainPrecision.Amp)]
+    [InlineData("bf16", TrainPrecision.Bf16)]
+    [InlineData("fp32", TrainPrecision.Fp32)]
+    public void PrecisionParsesOnCuda(string precision, TrainPrecision expected) =>
+        Assert.Equal(expected, (Settings() with { Precision = precision, Device = "cuda" }).ToOptions().Precision);
 
     [Fact]
     public void BadArgumentsNameTheOption()

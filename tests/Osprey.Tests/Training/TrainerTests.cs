@@ -93,7 +93,7 @@ public sealed class TrainerTests : IDisposable
         var data = Data();
         Assert.Contains("--batch", Assert.Throws<ArgumentException>(() => (Options(4) with { BatchSize = 0 }).Validate()).Message);
         Assert.Contains("--jitter", Assert.Throws<ArgumentException>(() => (Options(4) with { JitterMin = 100, JitterMax = 50 }).Validate()).Message);
-        Assert.Contains("RetinaNet", Assert.Throws<ArgumentException>(() => Trainer.Create(Options(4) with { Architecture = "ssd300_vgg16" }, 4, new StateDict(), "x")).Message);
+        Assert.Contains("RetinaNet", Assert.Throws<ArgumentException>(() => Trainer.Create(Options(4) with { Architecture = "ssd300_resnet50" }, 4, new StateDict(), "x")).Message);
         string ck = Path.Combine(_dir, "c.safetensors");
         using (var t = NewTrainer(Options(1), data)) t.Save(ck);
         Assert.Contains("--arch", Assert.Throws<ArgumentException>(() => Trainer.Resume(ck, Options(4) with { Architecture = "retinanet_resnet34_fpn" })).Message);

@@ -9,7 +9,8 @@ namespace Osprey.Detection.Training.Loop;
 /// (fan_out, relu) with batch norm at identity (weight 1, bias 0, mean 0, var 1) and the last batch norm of each residual
 /// block at zero (zero_init_residual, so every block starts as the identity: stable without trainable batch norm); FPN
 /// convolutions Kaiming-uniform (a = 1), bias 0; head convolutions normal(0, 0.01), bias 0, the classification logits' bias
-/// -log((1 - 0.01) / 0.01). Seeded.
+/// -log((1 - 0.01) / 0.01). ssd300_vgg16 as torchvision's SSD: VGG convolutions Kaiming-normal (fan_out, relu), the fc6/fc7
+/// replacement, extra blocks and heads Xavier-uniform, biases 0, the L2Norm scale 20. Seeded.
 /// </summary>
 public static class ModelInit
 {
@@ -19,10 +20,18 @@ public static class ModelInit
         var rng = new Random(seed);
         var dict = new StateDict();
         var lastBn = LastBatchNormOfBlocks(model.Parameters.Expected.Keys);
+        bool ssd = model is Ssd300Vgg16;
         foreach (var (name, shape) in model.Parameters.Expected)
         {
             var data = new float[shape.Numel];
-            if (name.EndsWith(".running_var", StringComparison.Ordinal)) Array.Fill(data, 1f);
+            if (ssd && name == "backbone.scale_weight") Array.Fill(data, 20f);
+            else if (ssd && shape.Rank == 4 && IsSsdXavier(name))
+            {
+                int fanIn = shape[1] * shape[2] * shape[3], fanOut = shape[0] * shape[2] * shape[3];
+                double bound = Math.Sqrt(6.0 / (fanIn + fanOut));
+                for (int i = 0; i < data.Length; i++) data[i] = (float)((rng.NextDouble() * 2 - 1) * bound);
+            }
+            else if (name.EndsWith(".running_var", StringComparison.Ordinal)) Array.Fill(data, 1f);
             else if (name.EndsWith(".running_mean", StringComparison.Ordinal)) { }
             else if (IsBatchNormWeight(name, model)) { if (!lastBn.Contains(name[..^".weight".Length])) Array.Fill(data, 1f); }
             else if (name.EndsWith(".bias", StringComparison.Ordinal))
@@ -44,6 +53,13 @@ public static class ModelInit
         }
         return dict;
     }
+
+    /// <summary>torchvision's SSD applies _xavier_init to the heads, the fc6/fc7 replacement (extra.0.7) and extra blocks 1-4;
+    /// the VGG convolutions moved into extra.0 (conv5_x) keep VGG's Kaiming init.</summary>
+    private static bool IsSsdXavier(string name) =>
+        name.StartsWith("head.", StringComparison.Ordinal)
+        || name.StartsWith("backbone.extra.0.7.", StringComparison.Ordinal)
+        || (name.StartsWith("backbone.extra.", StringComparison.Ordinal) && !name.StartsWith("backbone.extra.0.", StringComparison.Ordinal));
 
     private static bool IsBatchNormWeight(string name, DetectionModel model)
     {

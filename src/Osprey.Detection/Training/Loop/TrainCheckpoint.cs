@@ -13,6 +13,9 @@ namespace Osprey.Detection.Training.Loop;
 /// <item>Weights under the reference's names. Training updates the batch-norm-folded convolutions, so each frozen batch norm
 /// is written at identity (weight 1, running mean 0, running variance v with 1 / sqrt(v + 1e-5) == 1 exactly in float32, its
 /// bias carrying the folded bias): folding it again at load reproduces the trained tensors bit for bit.</item>
+/// <item>Trainable tensors outside the convolutions (<see cref="DetectionModel.ExtraParameters"/>, e.g. SSD's L2Norm scale)
+/// under their reference names and shapes. Under mixed precision the FP32 master weights are written, not the 16-bit copies:
+/// every checkpoint is float32.</item>
 /// <item>Optimiser buffers under <c>osprey.optimizer.{parameter index}.{buffer}</c> (ignored by weight loading).</item>
 /// <item>Metadata: <c>osprey.arch</c>, <c>osprey.classes</c>, <c>osprey.iteration</c>, <c>osprey.optimizer.steps</c>.</item>
 /// </list>
@@ -23,17 +26,24 @@ public static class TrainCheckpoint
     private const string Prefix = ParameterTable.TrainingStatePrefix;
     private static readonly float s_identityVar = IdentityVariance();
 
-    public static StateDict Weights(DetectionModel model)
+    /// <param name="masters">The FP32 master of a 16-bit model tensor (by object identity), written in its place; null: none.</param>
+    public static StateDict Weights(DetectionModel model, Func<Tensor, Tensor?>? masters = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         var expected = model.Parameters.Expected;
         var dict = new StateDict();
+        Tensor Value(Tensor t) => masters?.Invoke(t) ?? t;
         try
         {
+            foreach (var (name, t) in model.ExtraParameters)
+            {
+                using var host = Host(Value(t));
+                dict.Add(name, host.Reshape(expected[name].ToArray()));
+            }
             foreach (var c in model.Parameters.Layers)
             {
-                var w = Host(c.Weight ?? throw new InvalidOperationException($"{c.Name}: weights not loaded"));
-                var b = Host(c.Bias!);
+                var w = Host(Value(c.Weight ?? throw new InvalidOperationException($"{c.Name}: weights not loaded")));
+                var b = Host(Value(c.Bias!));
                 dict.Add(c.Name + ".weight", w);
                 bool hasBias = expected.ContainsKey(c.Name + ".bias");
                 if (c.BatchNorm is not { } bn)
@@ -79,6 +89,36 @@ public static class TrainCheckpoint
         dict.Metadata["osprey.classes"] = classes.ToString(CultureInfo.InvariantCulture);
         dict.Metadata["osprey.iteration"] = iteration.ToString(CultureInfo.InvariantCulture);
         dict.Metadata["osprey.optimizer.steps"] = optimizer.Steps.ToString(CultureInfo.InvariantCulture);
+    }
+
+    /// <summary>amp runs: the loss scaler's scale and growth tracker (metadata <c>osprey.amp.scale</c>, <c>osprey.amp.growth</c>).</summary>
+    public static void AddScaler(StateDict dict, GradScaler scaler)
+    {
+        ArgumentNullException.ThrowIfNull(dict);
+        ArgumentNullException.ThrowIfNull(scaler);
+        dict.Metadata["osprey.amp.scale"] = scaler.Scale.ToString("R", CultureInfo.InvariantCulture);
+        dict.Metadata["osprey.amp.growth"] = scaler.GrowthTracker.ToString(CultureInfo.InvariantCulture);
+    }
+
+    /// <summary>Restores <see cref="AddScaler"/>'s values; a checkpoint without them (an fp32 or bf16 run continued under amp)
+    /// leaves the scaler at its initial scale.</summary>
+    public static void RestoreScaler(StateDict dict, string path, GradScaler scaler)
+    {
+        ArgumentNullException.ThrowIfNull(dict);
+        ArgumentNullException.ThrowIfNull(scaler);
+        if (!dict.Metadata.TryGetValue("osprey.amp.scale", out var s)) return;
+        if (!float.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out float scale)
+            || !dict.Metadata.TryGetValue("osprey.amp.growth", out var g)
+            || !int.TryParse(g, NumberStyles.Integer, CultureInfo.InvariantCulture, out int growth))
+            throw new WeightFileException($"{path}: metadata osprey.amp.scale/osprey.amp.growth are malformed");
+        try
+        {
+            scaler.Restore(scale, growth);
+        }
+        catch (ArgumentOutOfRangeException e)
+        {
+            throw new WeightFileException($"{path}: {e.Message}");
+        }
     }
 
     public static void WriteAtomic(string path, StateDict dict)

@@ -31,6 +31,8 @@ public sealed record TrainOptions
     public int JitterMax { get; init; }
     public double FlipProbability { get; init; } = 0.5;
     public Device Device { get; init; } = Device.Cpu;
+    /// <summary>Compute precision (amp, bf16: 16-bit forward/backward with FP32 master weights; CUDA only).</summary>
+    public TrainPrecision Precision { get; init; } = TrainPrecision.Fp32;
     public int Seed { get; init; }
     public int Workers { get; init; } = 2;
 
@@ -48,6 +50,8 @@ public sealed record TrainOptions
             throw new ArgumentException($"--jitter {JitterMin} {JitterMax}: need 32 <= min <= max <= --max-size {MaxSize}");
         if (Classes is int k && k < 1) throw new ArgumentException($"--classes {k} must be at least 1");
         if (Optimizer is not ("sgd" or "adamw")) throw new ArgumentException($"optimizer '{Optimizer}': expected sgd or adamw");
+        if (Precision != TrainPrecision.Fp32 && Device.Type == DeviceType.Cpu)
+            throw new ArgumentException($"--precision {Precision.Name()} needs --device cuda (the CPU backend's backward kernels run float32 only)");
         if (Workers < 1) throw new ArgumentException($"workers {Workers} must be at least 1");
     }
 

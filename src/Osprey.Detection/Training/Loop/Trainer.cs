@@ -1,6 +1,7 @@
 using System.Globalization;
 using Osprey.Core.Autograd;
 using Osprey.Core.IO;
+using Osprey.Core.Ops;
 using Osprey.Core.Tensors;
 using Osprey.Detection.Boxes;
 using Osprey.Detection.Evaluation;
@@ -13,8 +14,8 @@ using Osprey.Vision.Transforms;
 namespace Osprey.Detection.Training.Loop;
 
 /// <summary>One optimiser step's figures: the iteration just completed (1-based), loss parts, learning rate used, and the
-/// gradient norm before clipping.</summary>
-public readonly record struct TrainStepResult(long Iteration, DetectionLoss Loss, double LearningRate, double GradNorm, int Images);
+/// gradient norm before clipping. <paramref name="Skipped"/>: amp found inf/NaN gradients, so the optimiser did not step.</summary>
+public readonly record struct TrainStepResult(long Iteration, DetectionLoss Loss, double LearningRate, double GradNorm, int Images, bool Skipped = false);
 
 /// <summary>
 /// A RetinaNet training run on any device the ops run on: collated batch -> forward under a <see cref="GradTape"/> watching
@@ -29,6 +30,8 @@ public sealed class Trainer : IDisposable
     private readonly Optimizer _optimizer;
     private readonly AnchorGenerator _anchors;
     private readonly Dictionary<(ImageSize, int), float[]> _anchorCache = [];
+    private readonly MixedPrecision _precision;
+    private readonly SsdTraining? _ssd;
 
     private Trainer(Architecture arch, DetectionModel model, TrainOptions options, long iteration)
     {
@@ -39,12 +42,24 @@ public sealed class Trainer : IDisposable
         Iteration = iteration;
         Schedule = new LearningRateSchedule(options.LearningRate, options.Warmup, options.Milestones);
         _optimizer = options.CreateOptimizer();
+        _precision = new MixedPrecision(options.Precision);
+        if (arch.Family == DetectorFamily.Ssd) _ssd = new SsdTraining();
+        foreach (var (name, value) in ModelTensors(model)) _params.Add(new Parameter(value, name, ownsValue: false));
+    }
+
+    /// <summary>The trained tensors in optimiser order: folded conv weight, bias per layer, then the extra parameters.</summary>
+    private static IEnumerable<(string Name, Tensor Value)> ModelTensors(DetectionModel model)
+    {
         foreach (var c in model.Parameters.Layers)
         {
-            _params.Add(new Parameter(c.Weight!, c.Name + ".weight", ownsValue: false));
-            _params.Add(new Parameter(c.Bias!, c.Name + ".bias", ownsValue: false));
+            yield return (c.Name + ".weight", c.Weight!);
+            yield return (c.Name + ".bias", c.Bias!);
         }
+        foreach (var e in model.ExtraParameters) yield return e;
     }
+
+    /// <summary>The mixed-precision state (the loss scaler under amp).</summary>
+    public MixedPrecision Precision => _precision;
 
     public Architecture Architecture { get; }
     public TrainOptions Options { get; }
@@ -63,16 +78,48 @@ public sealed class Trainer : IDisposable
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(weights);
         options.Validate();
+        return Build(options, classes, weights, source, 0, null);
+    }
+
+    /// <summary>The model in the run's precision (16-bit: channels-last, as torch.amp runs convolutions best) and, under
+    /// mixed precision, the optimiser's FP32 masters taken from the float32 weights themselves (not from their 16-bit rounding),
+    /// so a fresh amp run starts from the exact init and a resumed one from the checkpoint's masters.</summary>
+    private static Trainer Build(TrainOptions options, int classes, StateDict weights, string source, long steps,
+        IEnumerable<(int Index, string Name, Tensor Value)>? buffers)
+    {
         var arch = CheckArchitecture(options.Architecture);
+        if (arch.Family == DetectorFamily.Ssd) SsdTraining.Check(options);
+        var dtype = options.Precision.ComputeType();
         var model = arch.CreateFor(classes);
+        Trainer trainer;
         try
         {
-            model.Load(weights, source, options.Device, MemoryFormat.Contiguous, DType.Float32);
-            return new Trainer(arch, model, options, 0);
+            model.Load(weights, source, options.Device, dtype == DType.Float32 ? MemoryFormat.Contiguous : MemoryFormat.ChannelsLast, dtype);
+            trainer = new Trainer(arch, model, options, 0);
         }
         catch
         {
             model.Dispose();
+            throw;
+        }
+        try
+        {
+            if (dtype == DType.Float32 && buffers is null) return trainer;
+            var values = trainer._params.Select(p => p.Value).ToList();
+            if (dtype == DType.Float32)
+            {
+                trainer._optimizer.LoadState(values, steps, buffers!);
+                return trainer;
+            }
+            using var model32 = arch.CreateFor(classes);
+            model32.Load(weights, source, options.Device, MemoryFormat.Contiguous, DType.Float32);
+            var masters = ModelTensors(model32).Select((e, i) => values[i].DType == DType.Float32 ? null : e.Value).ToList();
+            trainer._optimizer.LoadState(values, steps, buffers ?? [], masters);
+            return trainer;
+        }
+        catch
+        {
+            trainer.Dispose();
             throw;
         }
     }
@@ -95,12 +142,12 @@ public sealed class Trainer : IDisposable
             throw new ArgumentException($"{checkpoint}: a checkpoint of {arch}, but --arch {options.Architecture}");
         if (options.Classes is int k && k != classes)
             throw new ArgumentException($"{checkpoint}: a checkpoint for {classes} classes, but --classes {k}");
-        var trainer = Create(options, classes, dict, checkpoint);
+        var trainer = Build(options, classes, dict, checkpoint, steps, TrainCheckpoint.OptimizerBuffers(dict, checkpoint));
         try
         {
             trainer.Iteration = iteration;
-            var values = trainer._params.Select(p => p.Value).ToList();
-            trainer._optimizer.LoadState(values, steps, TrainCheckpoint.OptimizerBuffers(dict, checkpoint));
+            if (trainer._precision.Scaler is { } scaler)
+                TrainCheckpoint.RestoreScaler(dict, checkpoint, scaler);
             return trainer;
         }
         catch
@@ -136,8 +183,8 @@ public sealed class Trainer : IDisposable
     private static Architecture CheckArchitecture(string name)
     {
         var arch = Architectures.Get(name);
-        if (arch.Family != DetectorFamily.RetinaNet)
-            throw new ArgumentException($"--arch {arch.Name}: training is implemented for RetinaNet architectures only so far (SSD's loss exists, its L2Norm scale is not yet exposed as a parameter)");
+        if (arch.Family is not (DetectorFamily.RetinaNet or DetectorFamily.Ssd))
+            throw new ArgumentException($"--arch {arch.Name}: training is implemented for torchvision's RetinaNet architectures and ssd300_vgg16 so far");
         return arch;
     }
 
@@ -147,7 +194,7 @@ public sealed class Trainer : IDisposable
         : Options.Resize;
 
     /// <summary>The model's transform for an iteration (resize to <see cref="InputSize"/>, ImageNet normalisation, padding to 32).</summary>
-    public Preprocessor Preprocessor(long iteration) =>
+    public Preprocessor Preprocessor(long iteration) => _ssd is not null ? SsdTraining.Preprocessor(Architecture, Options.Device) :
         new(ResizePolicy.RetinaNetTorchvision with { MinSize = InputSize(iteration), MaxSize = Options.MaxSize }, Architecture.Normalization, Options.Device);
 
     /// <summary>One optimiser step on a collated batch.</summary>
@@ -156,34 +203,42 @@ public sealed class Trainer : IDisposable
         ArgumentNullException.ThrowIfNull(batch);
         var x = batch.Images.Images;
         DetectionLoss loss;
+        double lr = Schedule.Rate(Iteration);
         using (var scope = new TensorScope())
         {
             using var tape = new GradTape(_params);
-            using var heads = _model.Forward(x);
-            var anchors = Anchors(new ImageSize(x.Shape[2], x.Shape[3]), heads.Grids);
-            using var result = HeadLoss.RetinaNet(heads.ClassLogits, heads.BoxRegression, anchors, batch.Targets, RetinaNetLossOptions.Torchvision);
+            var input = x.DType == _model.DType ? x : Op.Cast(x, _model.DType);
+            using var heads = _model.Forward(input);
+            var size = new ImageSize(x.Shape[2], x.Shape[3]);
+            using var result = _ssd is not null
+                ? _ssd.Loss(heads, size, batch.Targets, _precision.LossScale)
+                : HeadLoss.RetinaNet(heads.ClassLogits, heads.BoxRegression, Anchors(size, heads.Grids), batch.Targets, RetinaNetLossOptions.Torchvision, _precision.LossScale);
             loss = result.Loss;
             if (!double.IsFinite(loss.Total))
-                throw new InvalidOperationException($"training diverged at iteration {Iteration + 1}: loss {loss.Classification} (classification) + {loss.BoxRegression} (box); lower --lr or raise --warmup");
+            {
+                if (_precision.Scaler is null)
+                    throw new InvalidOperationException($"training diverged at iteration {Iteration + 1}: loss {loss.Classification} (classification) + {loss.BoxRegression} (box); lower --lr or raise --warmup");
+                // float16 overflowed in the forward: no usable gradients; skip and back off as torch's scaler would
+                _precision.SkipNonFinite();
+                Iteration++;
+                return new TrainStepResult(Iteration, loss, lr, double.NaN, batch.Targets.Count, Skipped: true);
+            }
             tape.Backward([(heads.ClassLogits, result.ClassGrad), (heads.BoxRegression, result.BoxGrad)]);
         }
         var grads = new Tensor[_params.Count];
         for (int i = 0; i < grads.Length; i++) grads[i] = _params[i].Grad ?? throw new InvalidOperationException($"no gradient reached {_params[i].Name}");
-        GradientHook?.Invoke(grads);
-        double norm;
-        double lr = Schedule.Rate(Iteration);
+GradientHook?.Invoke(grads);
+        PrecisionStep step;
         using (GradTape.NoGrad())
-        using (new TensorScope())
         {
-            norm = Options.ClipNorm > 0 ? Gradients.ClipByGlobalNorm(grads, Options.ClipNorm) : double.NaN;
             _optimizer.LearningRate = lr;
-            var pairs = new ParamGrad[_params.Count];
-            for (int i = 0; i < pairs.Length; i++) pairs[i] = new ParamGrad(_params[i].Value, grads[i]);
-            _optimizer.Step(pairs);
+            var values = new Tensor[_params.Count];
+            for (int i = 0; i < values.Length; i++) values[i] = _params[i].Value;
+            step = _precision.Step(_optimizer, values, grads, Options.ClipNorm);
         }
         foreach (var p in _params) p.ZeroGrad();
         Iteration++;
-        return new TrainStepResult(Iteration, loss, lr, norm, batch.Targets.Count);
+        return new TrainStepResult(Iteration, loss, lr, step.GradNorm, batch.Targets.Count, !step.Taken);
     }
 
     private float[] Anchors(ImageSize size, ImageSize[] grids)
@@ -229,11 +284,12 @@ public sealed class Trainer : IDisposable
     /// <see cref="TrainCheckpoint"/>); with <paramref name="withOptimizer"/>, also the optimiser state and run header.</summary>
     public StateDict ExportWeights(bool withOptimizer = false)
     {
-        var dict = TrainCheckpoint.Weights(_model);
+        var dict = TrainCheckpoint.Weights(_model, _precision.Precision == TrainPrecision.Fp32 ? null : Master);
         if (!withOptimizer) return dict;
         try
         {
             TrainCheckpoint.AddState(dict, Architecture.Name, Classes, Iteration, _optimizer);
+            if (_precision.Scaler is { } scaler) TrainCheckpoint.AddScaler(dict, scaler);
             return dict;
         }
         catch
@@ -241,6 +297,13 @@ public sealed class Trainer : IDisposable
             dict.Dispose();
             throw;
         }
+    }
+
+    private Tensor? Master(Tensor value)
+    {
+        for (int i = 0; i < _params.Count; i++)
+            if (ReferenceEquals(_params[i].Value, value)) return _optimizer.Master(i);
+        return null;
     }
 
     /// <summary>Writes the checkpoint atomically (a temporary file in the same folder, then a rename over <paramref name="path"/>).</summary>
@@ -258,7 +321,7 @@ public sealed class Trainer : IDisposable
         ArgumentNullException.ThrowIfNull(data);
         using var weights = ExportWeights();
         using var detector = Detector.Create(Architecture.Name, weights, "training run",
-            new DetectorOptions { Device = Options.Device, Resize = Options.EvalResize });
+            new DetectorOptions { Device = Options.Device, Resize = _ssd is not null ? null : Options.EvalResize });
         int n = Math.Min(maxImages, data.Count);
         var dets = new List<CocoDetection>();
         var perImage = new List<(CocoImage, IReadOnlyList<DetectedObject>)>(n);

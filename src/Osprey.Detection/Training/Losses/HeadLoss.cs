@@ -67,9 +67,16 @@ public static class HeadLoss
         }
     }
 
+    /// <param name="clsOnDevice">Compute the cross-entropy part with <see cref="SsdLossOps"/> where the logits are (only per-anchor
+    /// values cross). Default: when the logits are not on the CPU.</param>
     public static HeadLossResult Ssd(Tensor classLogits, Tensor boxRegression, ReadOnlySpan<float> anchors,
-        IReadOnlyList<DetectionTarget> targets, SsdLossOptions options, double gradScale = 1)
+        IReadOnlyList<DetectionTarget> targets, SsdLossOptions options, double gradScale = 1, bool? clsOnDevice = null)
     {
+        if (clsOnDevice ?? classLogits?.Device.Type != DeviceType.Cpu)
+        {
+            CheckShapes(classLogits!, boxRegression, "ssd loss");
+            return SsdLossOps.Compute(classLogits!, boxRegression, anchors, targets, options, gradScale);
+        }
         var (cls, reg, k) = Read(classLogits, boxRegression, "ssd loss");
         var gc = new float[cls.Length];
         var gb = new float[reg.Length];

@@ -69,24 +69,35 @@ public static class SsdLoss
                     boxGrad[o] = (float)(d * scale);
                 }
             }
-            int positives = 0;
-            for (int j = 0; j < a; j++) if (labels[j] > 0) positives++;
-            long negatives = (long)options.NegativeToPositive * positives;
-            // descending by key, ties by index (stable), so foreground (-inf) comes last
-            Array.Sort(key, order);
-            Array.Reverse(key);
-            Array.Reverse(order);
-            StableTies(key, order);
-            for (int j = 0; j < a; j++)
+            foreach (var (idx, times) in Selected(key, order, labels, options.NegativeToPositive))
             {
-                int idx = order[j];
-                int times = (labels[idx] > 0 ? 1 : 0) + (j < negatives ? 1 : 0);
-                if (times == 0) continue;
                 clsSum += times * ce[idx];
                 LossFunctions.CrossEntropy(clsLogits.Slice((i * a + idx) * k, k), labels[idx], times * scale, clsGrad.Slice((i * a + idx) * k, k));
             }
         }
         return new DetectionLoss(clsSum / norm, boxSum / norm);
+    }
+
+    /// <summary>torchvision's hard-negative selection for one image: <paramref name="key"/> holds each anchor's loss, -inf for
+    /// foreground (label > 0), <paramref name="order"/> 0..A-1 (both overwritten). Yields (anchor, times counted): foreground
+    /// once, the NegativeToPositive x foreground highest-ranked anchors once more (ranked descending, ties by index), in rank order.</summary>
+    internal static IEnumerable<(int Index, int Times)> Selected(double[] key, int[] order, int[] labels, int negativeToPositive)
+    {
+        int a = key.Length;
+        int positives = 0;
+        for (int j = 0; j < a; j++) if (labels[j] > 0) positives++;
+        long negatives = (long)negativeToPositive * positives;
+        // descending by key, ties by index (stable), so foreground (-inf) comes last
+        Array.Sort(key, order);
+        Array.Reverse(key);
+        Array.Reverse(order);
+        StableTies(key, order);
+        for (int j = 0; j < a; j++)
+        {
+            int idx = order[j];
+            int times = (labels[idx] > 0 ? 1 : 0) + (j < negatives ? 1 : 0);
+            if (times > 0) yield return (idx, times);
+        }
     }
 
     /// <summary>Within runs of equal keys, puts indices back in ascending order.</summary>

@@ -32,6 +32,16 @@ public sealed class GradScaler
         Scale = (float)Options.InitScale;
     }
 
+    /// <summary>Restores a checkpointed scale and growth tracker (resuming an amp run).</summary>
+    public void Restore(float scale, int growthTracker)
+    {
+        if (!(scale > 0) || !float.IsFinite(scale)) throw new ArgumentOutOfRangeException(nameof(scale), $"grad scaler: scale {scale} must be a positive finite number");
+        if (growthTracker < 0 || growthTracker >= Options.GrowthInterval)
+            throw new ArgumentOutOfRangeException(nameof(growthTracker), $"grad scaler: growth tracker {growthTracker} must be in [0, {Options.GrowthInterval})");
+        Scale = scale;
+        GrowthTracker = growthTracker;
+    }
+
     /// <summary>Unscales the gradients in place (by torch's float32 reciprocal of the scale), steps the optimiser when they
     /// are all finite, and updates the scale. Returns whether the step was taken.</summary>
     public bool Step(Optimizer optimizer, IReadOnlyList<ParamGrad> parameters)

@@ -32,16 +32,27 @@ public abstract class Optimizer : IDisposable
     }
 
     /// <summary>Restores a checkpointed state: the step count and buffers (copied), for <paramref name="parameters"/> in the
-    /// order later steps will pass them. Only on a fresh optimiser.</summary>
-    public void LoadState(IReadOnlyList<Tensor> parameters, long steps, IEnumerable<(int Index, string Name, Tensor Value)> buffers)
+    /// order later steps will pass them. Only on a fresh optimiser. <paramref name="masters"/> (optional, one per parameter,
+    /// null entries allowed): the FP32 master values of 16-bit parameters (copied; without one a master is the parameter cast
+    /// to float32, which keeps only what float16 rounding left).</summary>
+    public void LoadState(IReadOnlyList<Tensor> parameters, long steps, IEnumerable<(int Index, string Name, Tensor Value)> buffers,
+        IReadOnlyList<Tensor?>? masters = null)
     {
         ArgumentNullException.ThrowIfNull(parameters);
         ArgumentNullException.ThrowIfNull(buffers);
         if (Steps != 0 || _state.Count != 0) throw new InvalidOperationException($"{Name}: state can only be loaded into a fresh optimizer");
         if (steps < 0) throw new ArgumentOutOfRangeException(nameof(steps), $"{Name}: steps {steps} must be >= 0");
+        if (masters is not null && masters.Count != parameters.Count)
+            throw new ArgumentException($"{Name}: {masters.Count} master weights for {parameters.Count} parameters");
         using (TensorScope.Untracked())
         {
-            foreach (var p in parameters) _state.Add(new ParamState(p));
+            for (int i = 0; i < parameters.Count; i++)
+            {
+                var m = masters?[i];
+                if (m is not null && m.Shape != parameters[i].Shape)
+                    throw new ArgumentException($"{Name}: master weight {i} is {m.Shape}, the parameter {parameters[i].Shape}");
+                _state.Add(new ParamState(parameters[i], m));
+            }
             foreach (var (i, name, value) in buffers)
             {
                 if (i < 0 || i >= _state.Count) throw new ArgumentException($"{Name}: state for parameter {i}, but there are {_state.Count}");
@@ -72,7 +83,7 @@ public abstract class Optimizer : IDisposable
         {
             var (p, g) = parameters[i];
             if (_state.Count <= i)
-                using (TensorScope.Untracked()) _state.Add(new ParamState(p));
+                using (TensorScope.Untracked()) _state.Add(new ParamState(p, null));
             var s = _state[i];
             using var scope = new TensorScope();
             Tensor master = s.Master ?? p;
@@ -84,6 +95,10 @@ public abstract class Optimizer : IDisposable
 
     /// <summary>Returns the new float32 value of <paramref name="param"/> (float32) given its float32 gradient; updates
     /// <paramref name="state"/>'s buffers in place (<see cref="Op.CopyInto"/>). Runs inside a <see cref="TensorScope"/>.</summary>
+    /// <summary>The FP32 master copy of parameter <paramref name="index"/> (16-bit parameters only; null for float32 ones or
+    /// before the first step). The optimiser's own tensor: do not dispose or modify it.</summary>
+    public Tensor? Master(int index) => index >= 0 && index < _state.Count ? _state[index].Master : null;
+
     protected abstract Tensor Update(ParamState state, Tensor param, Tensor grad, int index);
 
     protected abstract string Name { get; }
@@ -121,11 +136,24 @@ public abstract class Optimizer : IDisposable
         public Tensor? Master { get; }
         public Device Device { get; }
 
-        public ParamState(Tensor p)
+        public ParamState(Tensor p, Tensor? master)
         {
             Shape = p.Shape;
             Device = p.Device;
-            Master = p.DType == DType.Float32 ? null : Op.Cast(p, DType.Float32);
+            if (p.DType == DType.Float32) return;
+            if (master is null) { Master = Op.Cast(p, DType.Float32); return; }
+            var m = Tensor.Empty(p.Shape, DType.Float32, p.Device);
+            try
+            {
+                using var onDevice = Op.To(master, p.Device);
+                Op.CopyInto(onDevice, m);
+            }
+            catch
+            {
+                m.Dispose();
+                throw;
+            }
+            Master = m;
         }
 
         /// <summary>A float32 buffer of the parameter's shape and device, zero when first asked for; <paramref name="fresh"/>
