@@ -21,6 +21,10 @@ using Osprey.Bench;
 //   gpu-infer --arch A --weights W.pth --images RAW.u8 [--batch N] [--height H] [--width W] [--runs N] [--torch FILE]:
 //       end-to-end detection images/s from a decoded batch on the GPU (bench/gpu/run-infer.sh runs it with
 //       bench/gpu/infer_bench.py, the torchvision side, in the same call).
+//   engine-profile [--arch A] [--size H [W]] [--batch N] [--precision fp16|fp32] [--runs R] [--out FILE]: per-node GPU time of a
+//       detector engine (seeded weights; convolution algorithms measured, stored, re-read and pinned), per op kind, TFLOP/s.
+//   engine-accuracy --data COCO128 [--arch A] [--size H [W]] [--batch N] [--score-threshold S] [--out FILE]: fp32 vs fp16
+//       engines over coco128: mAP of each, the difference, detection match rate.
 return args.FirstOrDefault() switch
 {
     "cpu" => Cpu(args),
@@ -32,12 +36,14 @@ return args.FirstOrDefault() switch
     "train-loss" => TrainLossBench.Run(args[1..]),
     "gpu-detect" => GpuDetectBench.Run(args[1..]),
     "gpu-infer" => GpuInferBench.Run(args[1..]),
+    "engine-profile" => EngineProfileBench.Profile(args[1..]),
+    "engine-accuracy" => EngineProfileBench.Accuracy(args[1..]),
     _ => Usage(),
 };
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: Osprey.Bench <mode> [options]; modes: cpu, cpu-convs, coco-eval, gpu-core, gpu-libs, gpu-detect, gpu-infer, autograd, train-loss");
+    Console.Error.WriteLine("usage: Osprey.Bench <mode> [options]; modes: cpu, cpu-convs, coco-eval, gpu-core, gpu-libs, gpu-detect, gpu-infer, engine-profile, engine-accuracy, autograd, train-loss");
     return 2;
 }
 
