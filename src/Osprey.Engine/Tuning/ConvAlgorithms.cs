@@ -51,13 +51,14 @@ public static class ConvAlgorithms
     }
 
     /// <summary>
-    /// Gives the backend every stored choice of the executor's graph (no measuring) and reserves the largest workspace;
-    /// returns its size. A choice the backend cannot use (damaged id, other cuDNN, another device) is an
+    /// Gives the backend every stored choice of the executor's graph (no measuring) and reserves their workspaces (one cached block per distinct size);
+    /// returns the largest. A choice the backend cannot use (damaged id, other cuDNN, another device) is an
     /// <see cref="EngineFormatException"/> naming the node and asking for a rebuild.
     /// </summary>
     internal static long Pin(Executor exec)
     {
         long max = 0;
+        var sizes = new HashSet<long>();
         var cuda = exec.Backend as CudaBackend;
         for (int i = 0; i < exec.StepNodes.Count; i++)
         {
@@ -70,14 +71,29 @@ public static class ConvAlgorithms
             var (x, w, p, e, y) = step.Operands;
             try
             {
-                max = Math.Max(max, cuda.PinConvAlgorithm(x, w, p, e, y, text));
+                long ws = cuda.PinConvAlgorithm(x, w, p, e, y, text);
+                max = Math.Max(max, ws);
+                if (ws > 0) sizes.Add(ws);
             }
             catch (Exception ex) when (ex is CudaException or FormatException)
             {
                 throw new EngineFormatException($"node {node.Name}: stored convolution algorithm cannot be used: {ex.Message}", ex);
             }
         }
-        if (cuda is not null && max > 0) cuda.AllocateWorkspace(max).Dispose();   // one cached block: runs take their workspace from it
+        // one cached block per distinct workspace size (the caching allocator serves a request from its own size bin), all
+        // held at once so each stays cached: runs then take every workspace from the cache, with no driver allocation
+        if (cuda is not null && sizes.Count > 0)
+        {
+            var blocks = new List<IDisposable>(sizes.Count);
+            try
+            {
+                foreach (long b in sizes) blocks.Add(cuda.AllocateWorkspace(b));
+            }
+            finally
+            {
+                foreach (var b in blocks) b.Dispose();
+            }
+        }
         return max;
     }
 }
