@@ -68,11 +68,11 @@ for step in "${STEPS[@]}"; do
         '$PY' '$PACK/bench/gpu/engine_table.py' '$RAW/engine-ssd300.json' '$RAW/engine-retinanet.json' | tee -a '$OUT/bench.md'; \
         echo \"osprey bench exit \$a (ssd300), \$b (retinanet)\"; exit \$((a | b))" ;;
     # engine profile and accuracy (issue 6 items 2, 7, 8): per-node GPU times of both benchmark engines; fp32 vs fp16 on coco128
-    profile-engine) run_step profile-engine bash -c "b='$WORK/app/bench/Osprey.Bench.dll'; d='$DOTNET_ROOT/dotnet'; \
-        timeout 200 \"\$d\" \"\$b\" engine-profile --arch ssd300_vgg16 --batch 64 --runs 20 --out '$OUT/profile.md' > '$RAW/profile-ssd300.log' 2>&1; a=\$?; \
-        timeout 200 \"\$d\" \"\$b\" engine-profile --arch retinanet_resnet50_fpn --size 800 --batch 16 --runs 20 --out '$OUT/profile.md' > '$RAW/profile-retinanet.log' 2>&1; b=\$?; \
-        c=0; if [ -n \"\${OSPREY_SHARED_DIR:-}\" ]; then for m in ${OSPREY_ACCURACY_ARCHS:-'ssd300_vgg16 --size 300'}; do \
-          timeout 200 \"\$d\" \"\$b\" engine-accuracy --data \"\$OSPREY_SHARED_DIR/data/coco128\" --arch \$m --batch 16 --out '$OUT/profile.md' >> '$RAW/accuracy.log' 2>&1 || c=1; done; fi; \
+    profile-engine) run_step profile-engine bash -c "dll='$WORK/app/bench/Osprey.Bench.dll'; d='$DOTNET_ROOT/dotnet'; \
+        timeout 200 \"\$d\" \"\$dll\" engine-profile --arch ssd300_vgg16 --batch 64 --runs 20 --out '$OUT/profile.md' > '$RAW/profile-ssd300.log' 2>&1; a=\$?; \
+        timeout 200 \"\$d\" \"\$dll\" engine-profile --arch retinanet_resnet50_fpn --size 800 --batch 16 --runs 20 --out '$OUT/profile.md' > '$RAW/profile-retinanet.log' 2>&1; b=\$?; \
+        c=0; if [ -n \"\${OSPREY_SHARED_DIR:-}\" ]; then for m in 'ssd300_vgg16 --size 300' 'retinanet_resnet50_fpn --size 512'; do \
+          timeout 200 \"\$d\" \"\$dll\" engine-accuracy --data \"\$OSPREY_SHARED_DIR/data/coco128\" --arch \$m --batch 16 --out '$OUT/profile.md' >> '$RAW/accuracy.log' 2>&1 || c=1; done; fi; \
         tail -n 30 '$RAW/profile-ssd300.log' '$RAW/profile-retinanet.log' '$RAW/accuracy.log' 2>/dev/null; cat '$OUT/profile.md' >> '$OUT/bench.md' 2>/dev/null; \
         echo \"engine-profile exit \$a (ssd300), \$b (retinanet); accuracy \$c\"; exit \$((a | b | c))" ;;
     *) echo "unknown step '$step' (info, doctor, tests, bench-core, bench-libs, bench-detect, bench-infer, bench-engine, profile-engine)" >&2; FAILED=1 ;;
