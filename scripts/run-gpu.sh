@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs on the GPU host, from a pack built by scripts/pack-gpu.sh (no .NET needed there):
-#   bash PACK/run-gpu.sh [steps...]   steps: info doctor tests bench-core bench-libs bench-detect bench-infer bench-engine bench-ddp bench-train (default: all but bench-detect, bench-infer and bench-engine, in that order)
+#   bash PACK/run-gpu.sh [steps...]   steps: info doctor tests bench-core bench-libs bench-detect bench-infer bench-engine bench-ddp bench-train profile-engine (default: all but bench-detect, bench-infer and bench-engine, in that order)
 # Unpacks the runtime and the apps, then runs each step with its output under $OUT (default ./gpu-results),
 # eight files at most: info.txt, doctor.txt, tests.txt + tests.xml + tests.html (xunit), bench.md (the
 # benchmark tables: gpu-core, then gpu-libs), bench-raw.tar.gz (raw JSON and logs of both sides), summary.txt.
@@ -67,7 +67,15 @@ for step in "${STEPS[@]}"; do
     bench-ddp) run_step bench-ddp bash -c "timeout 240 '$DOTNET_ROOT/dotnet' '$WORK/app/bench/Osprey.Bench.dll' train-ddp ${OSPREY_DDP_ARGS:-} --json '$RAW/train-ddp.json' 2>&1 | tee -a '$OUT/bench.md'; exit \${PIPESTATUS[0]}" ;;
     # training images/s (issue 7 item 9): torchvision with torch.amp and Osprey, same model, batch, size and loss, same call
     bench-train) run_step bench-train bash -c "bash '$PACK/bench/gpu/run-train.sh' '$WORK/app/bench/Osprey.Bench.dll' '$RAW' '$PY' 2>&1 | tee -a '$OUT/bench.md'; exit \${PIPESTATUS[0]}" ;;
-    *) echo "unknown step '$step' (info, doctor, tests, bench-core, bench-libs, bench-detect, bench-infer, bench-engine, bench-ddp, bench-train)" >&2; FAILED=1 ;;
+    # engine profile and accuracy (issue 6 items 2, 7, 8): per-node GPU times of both benchmark engines; fp32 vs fp16 on coco128
+    profile-engine) run_step profile-engine bash -c "dll='$WORK/app/bench/Osprey.Bench.dll'; d='$DOTNET_ROOT/dotnet'; \
+        timeout 200 \"\$d\" \"\$dll\" engine-profile --arch ssd300_vgg16 --batch 64 --runs 20 --out '$OUT/profile.md' > '$RAW/profile-ssd300.log' 2>&1; a=\$?; \
+        timeout 200 \"\$d\" \"\$dll\" engine-profile --arch retinanet_resnet50_fpn --size 800 --batch 16 --runs 20 --out '$OUT/profile.md' > '$RAW/profile-retinanet.log' 2>&1; b=\$?; \
+        c=0; if [ -n \"\${OSPREY_SHARED_DIR:-}\" ]; then for m in 'ssd300_vgg16 --size 300' 'retinanet_resnet50_fpn --size 512'; do \
+          timeout 200 \"\$d\" \"\$dll\" engine-accuracy --data \"\$OSPREY_SHARED_DIR/data/coco128\" --arch \$m --batch 16 --out '$OUT/profile.md' >> '$RAW/accuracy.log' 2>&1 || c=1; done; fi; \
+        tail -n 30 '$RAW/profile-ssd300.log' '$RAW/profile-retinanet.log' '$RAW/accuracy.log' 2>/dev/null; cat '$OUT/profile.md' >> '$OUT/bench.md' 2>/dev/null; \
+        echo \"engine-profile exit \$a (ssd300), \$b (retinanet); accuracy \$c\"; exit \$((a | b | c))" ;;
+    *) echo "unknown step '$step' (info, doctor, tests, bench-core, bench-libs, bench-detect, bench-infer, bench-engine, bench-ddp, bench-train, profile-engine)" >&2; FAILED=1 ;;
   esac
 done
 

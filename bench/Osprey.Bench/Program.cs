@@ -27,6 +27,10 @@ using Osprey.Bench;
 //       bench/gpu/infer_bench.py, the torchvision side, in the same call).
 //   train-ddp [--arch A] [--size S] [--per-gpu B] [--warmup N] [--iters N] [--gpus 1,2] [--json FILE]: data-parallel training
 //       images/s on 1, 2, ... GPUs at the same per-GPU batch (NCCL all-reduce) and the scaling efficiency.
+//   engine-profile [--arch A] [--size H [W]] [--batch N] [--precision fp16|fp32] [--runs R] [--out FILE]: per-node GPU time of a
+//       detector engine (seeded weights; convolution algorithms measured, stored, re-read and pinned), per op kind, TFLOP/s.
+//   engine-accuracy --data COCO128 [--arch A] [--size H [W]] [--batch N] [--score-threshold S] [--out FILE]: fp32 vs fp16
+//       engines over coco128: mAP of each, the difference, detection match rate.
 return args.FirstOrDefault() switch
 {
     "cpu" => Cpu(args),
@@ -41,12 +45,14 @@ return args.FirstOrDefault() switch
     "gpu-infer" => GpuInferBench.Run(args[1..]),
     "train-ddp" => TrainScalingBench.Run(args[1..]),
     "gpu-train" => GpuTrainBench.Run(args[1..]),
+    "engine-profile" => EngineProfileBench.Profile(args[1..]),
+    "engine-accuracy" => EngineProfileBench.Accuracy(args[1..]),
     _ => Usage(),
 };
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: Osprey.Bench <mode> [options]; modes: cpu, cpu-convs, coco-eval, gpu-core, gpu-libs, gpu-detect, gpu-infer, train-ddp, gpu-train, autograd, train-loss, demo-step");
+    Console.Error.WriteLine("usage: Osprey.Bench <mode> [options]; modes: cpu, cpu-convs, coco-eval, gpu-core, gpu-libs, gpu-detect, gpu-infer, train-ddp, gpu-train, engine-profile, engine-accuracy, autograd, train-loss, demo-step");
     return 2;
 }
 

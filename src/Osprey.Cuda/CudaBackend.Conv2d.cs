@@ -37,53 +37,15 @@ public sealed partial class CudaBackend
             ApplyEpilogueOnly(y, epilogue);
             return;
         }
-        bool nhwc = !x.IsContiguous();
-        var format = nhwc ? MemoryFormat.ChannelsLast : MemoryFormat.Contiguous;
-        using var bias = epilogue.Bias is { } eb ? Op.Contiguous(eb) : null;
-        using var residual = epilogue.Residual is { } er ? Op.Contiguous(er, format) : null;
+        var (key, fusion, buffers, biasView, residualView) = Operands(x, weight, p, epilogue, y);
+        using var bias = biasView;
+        using var residual = residualView;
         var act = epilogue.Activation;
-        var fusion = (bias is null ? ConvFusion.None : ConvFusion.Bias) | (residual is null ? ConvFusion.None : ConvFusion.Residual)
-            | (act.Kind == UnaryKind.Relu ? ConvFusion.Relu : ConvFusion.None);
-        var key = KeyOf(x, weight, p, fusion, Math.Min(Alignment(bias?.DataPointer ?? 0, 0), Alignment(residual?.DataPointer ?? 0, 0)));
-        var buffers = new ConvBuffers(x.DataPointer, weight.DataPointer, y.DataPointer, bias?.DataPointer ?? 0, residual?.DataPointer ?? 0);
 
         lock (_dnnLock)
         {
             var dnn = DnnApi();
-            if (!_convPlans.TryGetValue(key, out var plan))
-            {
-                plan = new ConvPlan(dnn, key);
-                if (plan.OutN != y.Shape[0] || plan.OutC != y.Shape[1] || plan.OutH != y.Shape[2] || plan.OutW != y.Shape[3])
-                {
-                    plan.Dispose();
-                    throw new CudaException($"conv2d: cuDNN computes output [{plan.OutN}, {plan.OutC}, {plan.OutH}, {plan.OutW}] for {key}, Op allocated {y.Shape}");
-                }
-                try
-                {
-                    // exact fp32 stays on the legacy API with FMA math; everything else tries the backend API first
-                    if (key.DType != DType.Float32 || key.Tf32)
-                    {
-                        if (fusion != ConvFusion.None)
-                        {
-                            plan.Graph = GraphConv.Build(_dnnGraph!, _dnnHandle, key, fusion, (long)ConvMaxWorkspace, buffers, Workspace, Stream);
-                            if (plan.Graph is null) Interlocked.Increment(ref _convFusedFallbacks);
-                        }
-                        plan.Graph ??= GraphConv.Build(_dnnGraph!, _dnnHandle, key, ConvFusion.None, (long)ConvMaxWorkspace, buffers, Workspace, Stream);
-                    }
-                    if (plan.Graph is null)
-                    {
-                        nuint cap = plan.MaxWorkspace(_dnnHandle, (nuint)ConvMaxWorkspace);
-                        using var searchSpace = Workspace((long)cap);
-                        plan.Search(_dnnHandle, x.DataPointer, weight.DataPointer, y.DataPointer, (nint)(searchSpace?.Pointer ?? 0), cap);
-                    }
-                }
-                catch
-                {
-                    plan.Dispose();
-                    throw;
-                }
-                _convPlans.Add(key, plan);
-            }
+            var plan = PlanFor(dnn, key, fusion, buffers, y, null);
             using var ws = Workspace(plan.Graph?.WorkspaceBytes ?? (long)plan.WorkspaceBytes);
             nint wsp = (nint)(ws?.Pointer ?? 0);
 
@@ -122,6 +84,130 @@ public sealed partial class CudaBackend
         {
             using var flat = DenseFlat(y);
             Unary(act, flat, flat);
+        }
+    }
+
+    /// <summary>
+    /// The cached plan for a key, or a new one: with <paramref name="choice"/> null, chosen by measurement on these buffers
+    /// (the backend API first for fp16/bf16/TF32, else the legacy search); otherwise the stored choice, without timing.
+    /// Call under <see cref="_dnnLock"/>.
+    /// </summary>
+    private ConvPlan PlanFor(CuDnn dnn, in ConvKey key, ConvFusion fusion, in ConvBuffers buffers, Tensor y, ConvChoice? choice)
+    {
+        if (choice is null && _convPlans.TryGetValue(key, out var cached)) return cached;
+        var plan = new ConvPlan(dnn, key);
+        if (plan.OutN != y.Shape[0] || plan.OutC != y.Shape[1] || plan.OutH != y.Shape[2] || plan.OutW != y.Shape[3])
+        {
+            plan.Dispose();
+            throw new CudaException($"conv2d: cuDNN computes output [{plan.OutN}, {plan.OutC}, {plan.OutH}, {plan.OutW}] for {key}, Op allocated {y.Shape}");
+        }
+        try
+        {
+            if (choice is not null) Apply(plan, key, fusion, choice);
+            else
+            {
+                // exact fp32 stays on the legacy API with FMA math; everything else tries the backend API first
+                if (key.DType != DType.Float32 || key.Tf32)
+                {
+                    if (fusion != ConvFusion.None)
+                    {
+                        plan.Graph = GraphConv.Build(_dnnGraph!, _dnnHandle, key, fusion, (long)ConvMaxWorkspace, buffers, Workspace, Stream);
+                        if (plan.Graph is null) Interlocked.Increment(ref _convFusedFallbacks);
+                    }
+                    plan.Graph ??= GraphConv.Build(_dnnGraph!, _dnnHandle, key, ConvFusion.None, (long)ConvMaxWorkspace, buffers, Workspace, Stream);
+                }
+                if (plan.Graph is null)
+                {
+                    nuint cap = plan.MaxWorkspace(_dnnHandle, (nuint)ConvMaxWorkspace);
+                    using var searchSpace = Workspace((long)cap);
+                    plan.Search(_dnnHandle, buffers.X, buffers.W, buffers.Y, (nint)(searchSpace?.Pointer ?? 0), cap);
+                }
+            }
+        }
+        catch
+        {
+            plan.Dispose();
+            throw;
+        }
+        if (_convPlans.Remove(key, out var old)) old.Dispose();
+        _convPlans.Add(key, plan);
+        return plan;
+    }
+
+    private unsafe void Apply(ConvPlan plan, in ConvKey key, ConvFusion fusion, ConvChoice c)
+    {
+        long version = (long)_dnn!.GetVersion();
+        if (c.CudnnVersion != version)
+            throw new CudaException($"conv2d: algorithm '{c}' was measured with cuDNN {c.CudnnVersion}, this is cuDNN {version}: rebuild the engine");
+        if (c.WorkspaceBytes > (long)ConvMaxWorkspace)
+            throw new CudaException($"conv2d: algorithm '{c}' asks for {c.WorkspaceBytes} workspace bytes (at most {ConvMaxWorkspace})");
+        if (c.Api == ConvApi.Graph)
+        {
+            var f = (ConvFusion)c.Fused;
+            if ((f & ~fusion) != 0)
+                throw new CudaException($"conv2d: algorithm '{c}' fuses {f}, this convolution's epilogue has only {fusion}: rebuild the engine");
+            plan.Graph = GraphConv.Pinned(_dnnGraph!, _dnnHandle, key, f, (CudnnHeurMode)c.Mode, c.Index, c.WorkspaceBytes);
+        }
+        else plan.Pin(_dnnHandle, (CudnnConvFwdAlgo)c.Index, (CudnnMathType)c.Mode, c.WorkspaceBytes);
+    }
+
+    /// <summary>The epilogue as contiguous tensors (views when they already are), the plan key and the operand addresses of a call.</summary>
+    private (ConvKey Key, ConvFusion Fusion, ConvBuffers Buffers, Tensor? Bias, Tensor? Residual) Operands(Tensor x, Tensor weight, Conv2dParams p, Epilogue epilogue, Tensor y)
+    {
+        bool nhwc = !x.IsContiguous();
+        var format = nhwc ? MemoryFormat.ChannelsLast : MemoryFormat.Contiguous;
+        var bias = epilogue.Bias is { } eb ? Op.Contiguous(eb) : null;
+        var residual = epilogue.Residual is { } er ? Op.Contiguous(er, format) : null;
+        var fusion = (bias is null ? ConvFusion.None : ConvFusion.Bias) | (residual is null ? ConvFusion.None : ConvFusion.Residual)
+            | (epilogue.Activation.Kind == UnaryKind.Relu ? ConvFusion.Relu : ConvFusion.None);
+        var key = KeyOf(x, weight, p, fusion, Math.Min(Alignment(bias?.DataPointer ?? 0, 0), Alignment(residual?.DataPointer ?? 0, 0)));
+        var buffers = new ConvBuffers(x.DataPointer, weight.DataPointer, y.DataPointer, bias?.DataPointer ?? 0, residual?.DataPointer ?? 0);
+        return (key, fusion, buffers, bias, residual);
+    }
+
+    /// <summary>
+    /// The algorithm the convolution of these operands runs with, as the text an engine file stores (see ConvChoice), and its
+    /// workspace; null before its first run (the first run measures).
+    /// </summary>
+    public unsafe (string Choice, long WorkspaceBytes)? ConvAlgorithm(Tensor x, Tensor weight, Conv2dParams p, Epilogue epilogue, Tensor y)
+    {
+        ArgumentNullException.ThrowIfNull(x);
+        ArgumentNullException.ThrowIfNull(weight);
+        ArgumentNullException.ThrowIfNull(y);
+        MakeCurrent();
+        var (key, _, _, bias, residual) = Operands(x, weight, p, epilogue, y);
+        using (bias)
+        using (residual)
+        lock (_dnnLock)
+        {
+            var dnn = DnnApi();
+            if (!_convPlans.TryGetValue(key, out var plan)) return null;
+            long version = (long)dnn.GetVersion();
+            return plan.Graph is { } g
+                ? (new ConvChoice(version, ConvApi.Graph, (int)g.Fused, (int)g.Mode, g.Index, g.WorkspaceBytes).ToString(), g.WorkspaceBytes)
+                : (ConvChoice.LegacyText(version, plan.Algo, plan.MathMode, (long)plan.WorkspaceBytes), (long)plan.WorkspaceBytes);
+        }
+    }
+
+    /// <summary>
+    /// Makes the convolution of these operands run with a stored algorithm (text from <see cref="ConvAlgorithm"/>) without
+    /// measuring; replaces a cached plan of the same shape. Returns its workspace bytes. Throws a <see cref="CudaException"/>
+    /// (or <see cref="FormatException"/> for unreadable text) naming the choice when it cannot be used here.
+    /// </summary>
+    public long PinConvAlgorithm(Tensor x, Tensor weight, Conv2dParams p, Epilogue epilogue, Tensor y, string choice)
+    {
+        ArgumentNullException.ThrowIfNull(x);
+        ArgumentNullException.ThrowIfNull(weight);
+        ArgumentNullException.ThrowIfNull(y);
+        var c = ConvChoice.Parse(choice);
+        MakeCurrent();
+        var (key, fusion, buffers, bias, residual) = Operands(x, weight, p, epilogue, y);
+        using (bias)
+        using (residual)
+        lock (_dnnLock)
+        {
+            var plan = PlanFor(DnnApi(), key, fusion, buffers, y, c);
+            return plan.Graph?.WorkspaceBytes ?? (long)plan.WorkspaceBytes;
         }
     }
 

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Diagnostics;
 using Osprey.Core;
+using Osprey.Core.Backends;
 using Osprey.Core.IO;
 using Osprey.Core.Tensors;
 using Osprey.Detection.Models;
@@ -8,6 +9,7 @@ using Osprey.Engine;
 using Osprey.Engine.Graph;
 using Osprey.Engine.Runtime;
 using Osprey.Engine.Serialization;
+using Osprey.Engine.Tuning;
 using Spectre.Console;
 
 namespace Osprey.Cli.Commands;
@@ -107,6 +109,10 @@ public static class ExportCommand
             ComputeGraph graph;
             using (var weights = WeightFile.Load(weightsPath))
                 graph = DetectorEngines.Build(spec, weights, weightsPath, line => AnsiConsole.MarkupLine($"[grey]{Markup.Escape(line)}[/]"));
+            // on a GPU: time the convolution algorithms now and store them (engine format v2); loading uses them without measuring
+            var tuning = ConvAlgorithms.Measure(graph, BackendRegistry.Get(device));
+            if (tuning.Convolutions > 0)
+                AnsiConsole.MarkupLine($"[grey]measured {tuning.Convolutions} convolution algorithms ({tuning.Distinct} distinct), largest workspace {tuning.MaxWorkspaceBytes / 1048576.0:F1} MiB[/]");
             var plan = MemoryPlanner.Plan(graph);
             EngineWriter.WriteFile(output, graph, target, DetectorEngines.HeaderOptions(graph));
             AnsiConsole.MarkupLine($"wrote {Markup.Escape(output)}: {Markup.Escape(spec.Architecture)} {spec.Height}x{spec.Width} batch {spec.Batch} " +

@@ -126,12 +126,38 @@ internal sealed unsafe class ConvPlan : IDisposable
             WorkspaceBytes = perf[i].Memory;
             MeasuredMs = perf[i].Time;
             // fp32 without TF32 must stay on FMA math; otherwise use the math type the algorithm was timed with
+            MathMode = Key.DType == DType.Float32 && !Key.Tf32 ? CudnnMathType.Fma : perf[i].MathType;
             if (!(Key.DType == DType.Float32 && !Key.Tf32))
                 _dnn.Check(_dnn.SetConvolutionMathType(Conv, perf[i].MathType));
             Searched = true;
             return;
         }
         throw new CudaException($"conv2d: cuDNN found no usable forward algorithm for {Key} ({count} candidates, workspace {workspaceBytes} bytes)");
+    }
+
+    /// <summary>The math type the chosen legacy algorithm runs with (stored in engine files).</summary>
+    public CudnnMathType MathMode { get; private set; }
+
+    /// <summary>
+    /// Uses a stored legacy algorithm without timing; a <see cref="CudaException"/> when it does not apply to this
+    /// convolution or needs another workspace than when it was measured.
+    /// </summary>
+    public void Pin(nint handle, CudnnConvFwdAlgo algo, CudnnMathType math, long storedWorkspace)
+    {
+        if (Key.DType == DType.Float32 && !Key.Tf32 && math != CudnnMathType.Fma)
+            throw new CudaException($"conv2d: stored math type {math} for an exact fp32 convolution {Key} (only Fma): rebuild the engine");
+        _dnn.Check(_dnn.SetConvolutionMathType(Conv, math));
+        nuint bytes = 0;
+        int status = _dnn.GetConvolutionForwardWorkspaceSize(handle, X, W, Conv, Y, algo, &bytes);
+        if (status != 0)
+            throw new CudaException($"conv2d: stored algorithm {algo} does not apply to {Key} (cuDNN status {status}): rebuild the engine");
+        if ((long)bytes != storedWorkspace)
+            throw new CudaException($"conv2d: stored algorithm {algo} needs {bytes} workspace bytes here, {storedWorkspace} when measured: rebuild the engine");
+        Algo = algo;
+        MathMode = math;
+        WorkspaceBytes = bytes;
+        MeasuredMs = float.NaN;
+        Searched = true;
     }
 
     public void Dispose()

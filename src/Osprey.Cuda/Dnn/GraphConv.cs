@@ -30,6 +30,9 @@ internal sealed unsafe class GraphConv : IDisposable
     public long WorkspaceBytes { get; private set; }
     public float MeasuredMs { get; private set; }
     public int Candidates { get; private set; }
+    /// <summary>The heuristic mode and the position in its result list of the chosen plan (what an engine file stores).</summary>
+    public CudnnHeurMode Mode { get; private set; }
+    public int Index { get; private set; }
 
     /// <summary>Builds the graph and chooses a plan by timing; returns null when cuDNN offers no plan for this shape.</summary>
     public static GraphConv? Build(CuDnnGraph g, nint handle, in ConvKey k, ConvFusion fusion, long maxWorkspace,
@@ -39,6 +42,39 @@ internal sealed unsafe class GraphConv : IDisposable
         try
         {
             return conv.Choose(handle, k, maxWorkspace, buffers, workspace, stream) ? conv : Fail(conv);
+        }
+        catch
+        {
+            conv.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Builds the graph with a stored choice (heuristic mode, position in its list): no timing. Throws a
+    /// <see cref="CudaException"/> naming the choice when the list is shorter, the plan is not supported on this device,
+    /// or its workspace differs from the stored one (another cuDNN build or device).
+    /// </summary>
+    public static GraphConv Pinned(CuDnnGraph g, nint handle, in ConvKey k, ConvFusion fusion, CudnnHeurMode mode, int index, long storedWorkspace)
+    {
+        var conv = new GraphConv(g) { Fused = fusion };
+        try
+        {
+            var graph = conv.OperationGraph(handle, k);
+            var plans = new List<(nint Plan, long Workspace, CudnnHeurMode Mode, int Index)>();
+            conv.CollectPlans(handle, graph, mode, long.MaxValue, plans, index + 1, only: index);
+            if (plans.Count == 0)
+                throw new CudaException($"conv2d: stored plan {index} of heuristic mode {mode} is not offered or not supported for {k} on this device: rebuild the engine");
+            var (plan, ws, _, _) = plans[0];
+            if (ws != storedWorkspace)
+                throw new CudaException($"conv2d: stored plan {index} of heuristic mode {mode} needs {ws} workspace bytes here, {storedWorkspace} when measured: rebuild the engine");
+            conv._plan = plan;
+            conv.WorkspaceBytes = ws;
+            conv.Mode = mode;
+            conv.Index = index;
+            conv.Candidates = 1;
+            conv.MeasuredMs = float.NaN;
+            return conv;
         }
         catch
         {
@@ -77,8 +113,8 @@ internal sealed unsafe class GraphConv : IDisposable
     private static long[] Strides(bool nhwc, long n, long c, long h, long w) =>
         nhwc ? [h * w * c, 1, w * c, c] : [c * h * w, h * w, w, 1];
 
-    private bool Choose(nint handle, in ConvKey k, long maxWorkspace, in ConvBuffers buffers,
-        Func<long, DeviceBuffer?> workspace, CudaStream stream)
+    /// <summary>The operation graph: convolution and the epilogue chain in <see cref="Fused"/>.</summary>
+    private nint OperationGraph(nint handle, in ConvKey k)
     {
         var type = ConvPlan.DataType(k.DType);
         int alignment = k.Alignment;
@@ -141,10 +177,16 @@ internal sealed unsafe class GraphConv : IDisposable
         _g.Set(graph, CudnnBackendAttributeName.OperationGraphOps, CudnnBackendAttributeType.BackendDescriptor, (ReadOnlySpan<nint>)ops.ToArray());
         _g.Set(graph, CudnnBackendAttributeName.OperationGraphHandle, CudnnBackendAttributeType.Handle, handle);
         _g.Done(graph, "operation graph");
+        return graph;
+    }
 
-        var plans = new List<(nint Plan, long Workspace)>();
+    private bool Choose(nint handle, in ConvKey k, long maxWorkspace, in ConvBuffers buffers,
+        Func<long, DeviceBuffer?> workspace, CudaStream stream)
+    {
+        var graph = OperationGraph(handle, k);
+        var plans = new List<(nint Plan, long Workspace, CudnnHeurMode Mode, int Index)>();
         foreach (var mode in (ReadOnlySpan<CudnnHeurMode>)[CudnnHeurMode.A, CudnnHeurMode.Fallback])
-            CollectPlans(handle, graph, mode, maxWorkspace, plans);
+            CollectPlans(handle, graph, mode, maxWorkspace, plans, MaxCandidates);
         Candidates = plans.Count;
         if (plans.Count == 0) return false;
 
@@ -156,7 +198,7 @@ internal sealed unsafe class GraphConv : IDisposable
         using var start = new CudaEvent();
         using var end = new CudaEvent();
         float best = float.MaxValue;
-        foreach (var (plan, wsBytes) in plans)
+        foreach (var (plan, wsBytes, mode, index) in plans)
         {
             if (Run(handle, plan, buffers, wsp) != 0) continue;
             float t = float.MaxValue;
@@ -174,13 +216,20 @@ internal sealed unsafe class GraphConv : IDisposable
                 best = t;
                 _plan = plan;
                 WorkspaceBytes = wsBytes;
+                Mode = mode;
+                Index = index;
             }
         }
         MeasuredMs = best;
         return _plan != 0;
     }
 
-    private void CollectPlans(nint handle, nint graph, CudnnHeurMode mode, long maxWorkspace, List<(nint, long)> plans)
+    /// <summary>
+    /// Finalises the execution plans of the first <paramref name="max"/> entries of one heuristic mode's result list
+    /// (skipping those the device does not support or whose workspace exceeds the cap), each with its position in the list.
+    /// </summary>
+    private void CollectPlans(nint handle, nint graph, CudnnHeurMode mode, long maxWorkspace, List<(nint, long, CudnnHeurMode, int)> plans,
+        int max, int only = -1)
     {
         var heur = Own(_g.Create(CudnnBackendDescriptorType.EngineHeuristics));
         _g.Set(heur, CudnnBackendAttributeName.EngineHeurOperationGraph, CudnnBackendAttributeType.BackendDescriptor, graph);
@@ -189,7 +238,7 @@ internal sealed unsafe class GraphConv : IDisposable
         long count = 0;
         _g.Check(_g.GetAttribute(heur, CudnnBackendAttributeName.EngineHeurResults, CudnnBackendAttributeType.BackendDescriptor, 0, &count, null),
             "cudnnBackendGetAttribute(ENGINEHEUR_RESULTS count)");
-        int n = (int)Math.Min(count, MaxCandidates);
+        int n = (int)Math.Min(count, max);
         if (n <= 0) return;
         var configs = new nint[n];
         for (int i = 0; i < n; i++) configs[i] = Own(_g.Create(CudnnBackendDescriptorType.EngineConfig));
@@ -199,6 +248,7 @@ internal sealed unsafe class GraphConv : IDisposable
                 "cudnnBackendGetAttribute(ENGINEHEUR_RESULTS)");
         for (int i = 0; i < (int)Math.Min(got, n); i++)
         {
+            if (only >= 0 && i != only) continue;
             var plan = Own(_g.Create(CudnnBackendDescriptorType.ExecutionPlan));
             _g.Set(plan, CudnnBackendAttributeName.ExecutionPlanHandle, CudnnBackendAttributeType.Handle, handle);
             _g.Set(plan, CudnnBackendAttributeName.ExecutionPlanEngineConfig, CudnnBackendAttributeType.BackendDescriptor, configs[i]);
@@ -206,7 +256,7 @@ internal sealed unsafe class GraphConv : IDisposable
             long bytes = 0, written = 0;
             _g.Check(_g.GetAttribute(plan, CudnnBackendAttributeName.ExecutionPlanWorkspaceSize, CudnnBackendAttributeType.Int64, 1, &written, &bytes),
                 "cudnnBackendGetAttribute(EXECUTION_PLAN_WORKSPACE_SIZE)");
-            if (bytes <= maxWorkspace) plans.Add((plan, bytes));
+            if (bytes <= maxWorkspace) plans.Add((plan, bytes, mode, i));
         }
     }
 

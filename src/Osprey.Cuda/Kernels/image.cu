@@ -17,16 +17,25 @@ __device__ __forceinline__ void out_coords(const Geo& g, i64 i, int& n, int& c, 
     else { x = (int)(i % g.ow); i /= g.ow; y = (int)(i % g.oh); i /= g.oh; c = (int)(i % g.c); n = (int)(i / g.c); }
 }
 
+// The same with 32-bit division (64-bit division costs several times more, and pooling is bound by it otherwise).
+__device__ __forceinline__ void out_coords32(const Geo& g, unsigned i, int& n, int& c, int& y, int& x)
+{
+    if (g.nhwc) { c = (int)(i % (unsigned)g.c); i /= (unsigned)g.c; x = (int)(i % (unsigned)g.ow); i /= (unsigned)g.ow; y = (int)(i % (unsigned)g.oh); n = (int)(i / (unsigned)g.oh); }
+    else { x = (int)(i % (unsigned)g.ow); i /= (unsigned)g.ow; y = (int)(i % (unsigned)g.oh); i /= (unsigned)g.oh; c = (int)(i % (unsigned)g.c); n = (int)(i / (unsigned)g.c); }
+}
+
 // kind 0 max, 1 average (PyTorch's divisor rules for padding and ceil_mode windows).
 template <typename T>
 __device__ void pool2d(const T* __restrict__ x, T* __restrict__ y, Geo g, int kh, int kw, int sh, int sw, int ph, int pw, int kind, int countPad)
 {
     typedef Num<T> N;
     i64 total = (i64)g.n * g.c * g.oh * g.ow;
+    bool small = total < 0xffffffffLL;   // every index (and index + grid size) fits 32 bits
     for (i64 i = global_id(); i < total; i += grid_size())
     {
         int n, c, oy, ox;
-        out_coords(g, i, n, c, oy, ox);
+        if (small) out_coords32(g, (unsigned)i, n, c, oy, ox);
+        else out_coords(g, i, n, c, oy, ox);
         const T* xb = x + n * g.sxn + c * g.sxc;
         int h0 = oy * sh - ph, w0 = ox * sw - pw;
         float r;
@@ -69,10 +78,12 @@ __device__ void resize(const T* __restrict__ x, T* __restrict__ y, Geo g, int mo
     typedef Num<T> N;
     i64 total = (i64)g.n * g.c * g.oh * g.ow;
     float shs = area_scale(g.h, g.oh), sws = area_scale(g.w, g.ow);
+    bool small = total < 0xffffffffLL;
     for (i64 i = global_id(); i < total; i += grid_size())
     {
         int n, c, oy, ox;
-        out_coords(g, i, n, c, oy, ox);
+        if (small) out_coords32(g, (unsigned)i, n, c, oy, ox);
+        else out_coords(g, i, n, c, oy, ox);
         const T* xb = x + n * g.sxn + c * g.sxc;
         float r;
         if (mode == 0)

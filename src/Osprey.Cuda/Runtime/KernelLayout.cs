@@ -49,8 +49,24 @@ public unsafe struct KernelLayout
         if (k > MaxOperands) throw new ArgumentOutOfRangeException(nameof(strides), $"{op}: at most {MaxOperands} operands");
         Span<long> dims = stackalloc long[shape.Length];
         Span<long> str = stackalloc long[shape.Length * MaxOperands];
+        // walk the dimensions in the order of the first operand's (the output's) strides, largest first: element-wise work
+        // is order-free, and a dense channels-last tensor [N, C, H, W] (strides HWC, 1, WC, C) then merges into one run
+        // like a contiguous one does (a stable insertion sort: equal strides keep their order; contiguous is unchanged)
+        Span<int> order = stackalloc int[shape.Length];
+        for (int d = 0; d < order.Length; d++) order[d] = d;
+        for (int i = 1; i < order.Length; i++)
+        {
+            int v = order[i], j = i - 1;
+            long sv = Math.Abs(strides[0][v]);
+            while (j >= 0 && Math.Abs(strides[0][order[j]]) < sv)
+            {
+                order[j + 1] = order[j];
+                j--;
+            }
+            order[j + 1] = v;
+        }
         int r = 0;
-        for (int d = 0; d < shape.Length; d++)
+        foreach (int d in order)
         {
             if (shape[d] == 1) continue;
             if (r > 0)

@@ -18,6 +18,12 @@ public sealed class Node
     public List<Value> Outputs { get; }
     public string Name { get; set; }
 
+    /// <summary>
+    /// The backend's algorithm for this node, measured when the engine was built for a device (convolutions on CUDA:
+    /// the cuDNN plan, see CudaBackend.ConvAlgorithm); stored in the engine file and used at load without measuring. Null: none.
+    /// </summary>
+    public string? Algorithm { get; set; }
+
     public Value Output => Outputs[0];
 
     /// <summary>The attributes as a given record type (throws naming the node if they are not).</summary>

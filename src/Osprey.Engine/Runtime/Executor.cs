@@ -19,6 +19,7 @@ public sealed class Executor : IDisposable
     private readonly bool _ownsWeights;
     private readonly Dictionary<Value, Tensor> _tensors = [];
     private readonly Step[] _steps;
+    private readonly Node[] _stepNodes;
     private readonly ComputeGraph _graph;
     private bool _disposed;
 
@@ -42,6 +43,7 @@ public sealed class Executor : IDisposable
             foreach (var c in graph.Constants) _tensors[c] = _weights[c].Share();
             foreach (var b in Plan.Buffers) _tensors[b.Value] = View(_arena.Storage, b.Value, b.Offset);
             var steps = new List<Step>(graph.Nodes.Count);
+            var stepNodes = new List<Node>(graph.Nodes.Count);
             foreach (var n in graph.Nodes)
             {
                 if (n.Kind == OpKind.View)
@@ -52,8 +54,11 @@ public sealed class Executor : IDisposable
                     continue;
                 }
                 steps.Add(Step.Create(n, v => _tensors[v])!);
+                stepNodes.Add(n);
             }
             _steps = [.. steps];
+            _stepNodes = [.. stepNodes];
+            WorkspaceBytes = Tuning.ConvAlgorithms.Pin(this);
         }
         catch
         {
@@ -63,6 +68,21 @@ public sealed class Executor : IDisposable
     }
 
     public MemoryPlan Plan { get; }
+
+    /// <summary>The largest workspace a step's stored algorithm needs, reserved at setup (0 when the graph stores none).</summary>
+    public long WorkspaceBytes { get; }
+
+    /// <summary>The node each step runs (views have no step), in order: for per-node profiling.</summary>
+    public IReadOnlyList<Node> StepNodes => _stepNodes;
+
+    /// <summary>Runs one step alone (queued like <see cref="Run()"/>; for per-node profiling).</summary>
+    public void RunStep(int index)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        _steps[index].Run(_backend);
+    }
+
+    internal Step StepAt(int index) => _steps[index];
 
     public IBackend Backend => _backend;
 

@@ -116,6 +116,9 @@ internal sealed class ResizeStep(ResizeMode mode, Tensor x, Tensor y) : Step
 internal sealed class ConvStep(Tensor x, Tensor w, Conv2dParams p, Epilogue e, Tensor y) : Step
 {
     public override void Run(IBackend backend) => backend.Conv2d(x, w, p, e, y);
+
+    /// <summary>The operands, for choosing and pinning the backend's algorithm (Build/ConvAlgorithms).</summary>
+    public (Tensor X, Tensor W, Conv2dParams P, Epilogue E, Tensor Y) Operands => (x, w, p, e, y);
 }
 
 internal sealed class MatMulStep(Tensor a, Tensor b, bool ta, bool tb, Epilogue e, Tensor y) : Step

@@ -61,8 +61,8 @@ public static class EngineReader
             recs[i] = (kind, name, dtype, format, shape, bo, bytes);
         }
         var values = new Value?[count];
-        int nodes = r.Count(14, "node count");
-        var nodeRecs = new (OpKind Kind, string Name, int[] Inputs, int Output, NodeAttrs Attrs)[nodes];
+        int nodes = r.Count(18, "node count");
+        var nodeRecs = new (OpKind Kind, string Name, int[] Inputs, int Output, NodeAttrs Attrs, string? Algorithm)[nodes];
         for (int i = 0; i < nodes; i++)
         {
             var kind = r.Enum<OpKind>("op kind");
@@ -70,7 +70,12 @@ public static class EngineReader
             var ins = new int[r.Count(4, "input count")];
             for (int k = 0; k < ins.Length; k++) ins[k] = r.Id(count);
             int output = r.Id(count);
-            nodeRecs[i] = (kind, name, ins, output, Attrs(ref r, kind));
+            var attrs = Attrs(ref r, kind);
+            string algorithm = r.String();
+            if (algorithm.Length > Tuning.ConvAlgorithms.MaxTextLength)
+                throw r.Fail($"node {name}: algorithm text of {algorithm.Length} characters (at most {Tuning.ConvAlgorithms.MaxTextLength})");
+            if (algorithm.Length > 0 && kind != OpKind.Conv2d) throw r.Fail($"node {name} ({kind}) stores an algorithm; only convolutions do");
+            nodeRecs[i] = (kind, name, ins, output, attrs, algorithm.Length == 0 ? null : algorithm);
         }
         var inputIds = new int[r.Count(4, "graph input count")];
         for (int k = 0; k < inputIds.Length; k++) inputIds[k] = r.Id(count);
@@ -94,7 +99,7 @@ public static class EngineReader
 
     private static void Build(ref SpanReader r, ComputeGraph graph,
         (ValueKind Kind, string Name, DType DType, MemoryFormat Format, Shape Shape, long BlobOffset, long Bytes)[] recs, Value?[] values,
-        (OpKind Kind, string Name, int[] Inputs, int Output, NodeAttrs Attrs)[] nodeRecs, int[] inputIds, int[] outputIds, ReadOnlySpan<byte> blob)
+        (OpKind Kind, string Name, int[] Inputs, int Output, NodeAttrs Attrs, string? Algorithm)[] nodeRecs, int[] inputIds, int[] outputIds, ReadOnlySpan<byte> blob)
     {
         int count = recs.Length;
         for (int i = 0; i < count; i++)
@@ -119,7 +124,9 @@ public static class EngineReader
             var o = recs[n.Output];
             if (o.Kind != ValueKind.Activation || values[n.Output] is not null) throw r.Fail($"node {n.Name} writes value {n.Output}, which is not a fresh activation");
             if (n.Kind == OpKind.View && inputs.Length == 1 && inputs[0].IsAlias) throw r.Fail($"view {n.Name} of a view");
-            values[n.Output] = graph.AddNode(n.Kind, n.Attrs, inputs, o.Shape, o.DType, o.Format, n.Name).Output;
+            var node = graph.AddNode(n.Kind, n.Attrs, inputs, o.Shape, o.DType, o.Format, n.Name);
+            node.Algorithm = n.Algorithm;
+            values[n.Output] = node.Output;
             values[n.Output]!.Name = o.Name;
         }
         foreach (int id in outputIds) graph.Outputs.Add(values[id] ?? throw r.Fail($"output value {id} is never computed"));

@@ -12,7 +12,7 @@ namespace Osprey.Engine.Serialization;
 public static class EngineWriter
 {
     public static readonly byte[] Magic = "OSPREYEN"u8.ToArray();
-    public const int FormatVersion = 1;
+    public const int FormatVersion = 2;
 
     public static byte[] Write(ComputeGraph graph, EngineTarget target, IReadOnlyDictionary<string, string>? buildOptions = null)
     {
@@ -56,6 +56,7 @@ public static class EngineWriter
                 foreach (var i in n.Inputs) w.Write(i.Id);
                 w.Write(n.Output.Id);
                 Attrs(w, n.Attrs);
+                Str(w, n.Algorithm ?? "");
             }
             w.Write(graph.Inputs.Count);
             foreach (var v in graph.Inputs) w.Write(v.Id);

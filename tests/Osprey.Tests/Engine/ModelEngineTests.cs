@@ -22,6 +22,12 @@ public class ModelEngineTests(ITestOutputHelper output)
         { "retinanet_resnet18_fpn", 96, 128 },
         { "retinanet_resnet50_fpn", 64, 96 },
         { "ssd300_vgg16", 300, 300 },
+        // the other five architectures (session 3): every architecture's engine matches its eager forward
+        { "retinanet_resnet34_fpn", 64, 64 },
+        { "retinanet_resnet101_fpn", 64, 64 },
+        { "retinanet_resnet152_fpn", 64, 64 },
+        { "retinanet_mobilenetv2_fpn", 128, 128 },
+        { "ssd300_resnet50", 300, 300 },
     };
 
     [Theory]
@@ -35,7 +41,12 @@ public class ModelEngineTests(ITestOutputHelper output)
         int traced = graph.Nodes.Count;
         var reports = EngineBuilder.Optimize(graph);
         foreach (var r in reports) output.WriteLine($"{r.Pass}: {r.NodesBefore} -> {r.NodesAfter} nodes ({r.Time.TotalMilliseconds:F0} ms)");
-        Assert.DoesNotContain(graph.Nodes, n => n.Kind == OpKind.Copy);
+        // NVIDIA's SSD300 flattens its heads channel-major ([N, 4, A*H*W] from [N, A*4, H, W]): from an NHWC convolution output
+        // that is a real transpose, so its copies stay (one per head); every other architecture's flatten is a view
+        int copies = graph.Nodes.Count(n => n.Kind == OpKind.Copy);
+        output.WriteLine($"{copies} copy nodes after the passes");
+        if (a.Family == DetectorFamily.NvidiaSsd) Assert.True(copies <= 12, $"{copies} copies (at most one per head output expected)");
+        else Assert.Equal(0, copies);
         Assert.True(graph.Nodes.Count < traced, $"{traced} traced nodes, {graph.Nodes.Count} after passes");
 
         using var model = a.Create();
