@@ -22,12 +22,19 @@ public sealed record TrainOptions
     public double WeightDecay { get; init; } = 1e-4;
     /// <summary>Global gradient-norm clip (0: none).</summary>
     public double ClipNorm { get; init; } = 10;
-    /// <summary>Shorter side of the network input; with <see cref="JitterMin"/>/<see cref="JitterMax"/> set, each iteration draws it in that range.</summary>
+    /// <summary>Shorter side of the network input; with <see cref="JitterMin"/>/<see cref="JitterMax"/> set, each image draws its
+    /// own in that range instead (ODTK's --jitter, see <see cref="TrainAugmentation"/>).</summary>
     public int Resize { get; init; } = 800;
     public int MaxSize { get; init; } = 1333;
     public int JitterMin { get; init; }
     public int JitterMax { get; init; }
     public double FlipProbability { get; init; } = 0.5;
+    /// <summary>torchvision's RandomIoUCrop on every image (`--crop`).</summary>
+    public bool Crop { get; init; }
+    /// <summary>Rotation by 0, 90, 180 or 270 degrees drawn per image (`--rotate90`).</summary>
+    public bool Rotate90 { get; init; }
+    /// <summary>ColorJitter ranges (`--color B C S H`); zeros: off.</summary>
+    public ColorRanges Color { get; init; }
     public Device Device { get; init; } = Device.Cpu;
     public int Seed { get; init; }
     public int Workers { get; init; } = 2;
@@ -46,6 +53,7 @@ public sealed record TrainOptions
             throw new ArgumentException($"--jitter {JitterMin} {JitterMax}: need 32 <= min <= max <= --max-size {MaxSize}");
         if (Classes is int k && k < 1) throw new ArgumentException($"--classes {k} must be at least 1");
         if (Workers < 1) throw new ArgumentException($"workers {Workers} must be at least 1");
+        TrainAugmentation.Validate(this);
     }
 
     /// <summary>The resize used for validation and inference (the fixed size, or the middle of the jitter range).</summary>
