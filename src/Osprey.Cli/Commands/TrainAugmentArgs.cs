@@ -29,8 +29,8 @@ public sealed record TrainAugmentArgs(double Flip = 0.5, bool Crop = false, bool
     public TrainOptions ApplyTo(TrainOptions o)
     {
         ArgumentNullException.ThrowIfNull(o);
-        if (Color is { Length: not 4 }) throw new ArgumentException($"--color takes four ranges (B C S H), got {Color.Length}");
-        var color = Color is null ? default : new ColorRanges(Color[0], Color[1], Color[2], Color[3]);
+        if (Color is { Length: not (0 or 4) }) throw new ArgumentException($"--color takes four ranges (B C S H), got {Color.Length}");
+        var color = Color is { Length: 4 } ? new ColorRanges(Color[0], Color[1], Color[2], Color[3]) : default;
         return o with { FlipProbability = Flip, Crop = Crop, Rotate90 = Rotate90, Color = color };
     }
 }
