@@ -25,7 +25,7 @@ public static class TrainCommand
         var lr = new Option<double>("--lr") { Description = "base learning rate (SGD, momentum 0.9, weight decay 1e-4)", DefaultValueFactory = _ => 0.01 };
         var warmup = new Option<int>("--warmup") { Description = "linear warm-up iterations", DefaultValueFactory = _ => 1000 };
         var milestones = new Option<int[]>("--milestones") { Description = "iterations where the lr is multiplied by 0.1", AllowMultipleArgumentsPerToken = true, DefaultValueFactory = _ => [60_000, 80_000] };
-        var jitter = new Option<int[]?>("--jitter") { Description = "MIN MAX: draw the shorter side in this range each iteration", AllowMultipleArgumentsPerToken = true };
+        var jitter = new Option<int[]?>("--jitter") { Description = "MIN MAX: each image draws its shorter side in this range (ODTK)", AllowMultipleArgumentsPerToken = true };
         var resize = new Option<int>("--resize") { Description = "shorter side of the input", DefaultValueFactory = _ => 800 };
         var maxSize = new Option<int>("--max-size") { Description = "longer side cap", DefaultValueFactory = _ => 1333 };
         var precision = new Option<string>("--precision") { Description = "fp32, amp (float16 with loss scaling) or bf16; amp/bf16 keep FP32 master weights and need --device cuda", DefaultValueFactory = _ => "fp32" };
@@ -42,13 +42,15 @@ public static class TrainCommand
             output, arch, annotations, images, valAnnotations, valImages, valIters, valMax, fineTune, classes, batch, iters, lr, warmup,
             milestones, jitter, resize, maxSize, precision, device, devices, seed, checkpointEvery, log, nodes, nodeRank, master,
         };
+        var augment = new TrainAugmentArgs.Options();
+        augment.AddTo(cmd);
         cmd.SetAction(r => TrainRunner.Run(new TrainSettings(
             r.GetValue(output)!, r.GetValue(arch)!, r.GetValue(annotations)!, r.GetValue(images)!, r.GetValue(valAnnotations), r.GetValue(valImages),
             r.GetValue(valIters), r.GetValue(valMax), r.GetValue(fineTune), r.GetValue(classes), r.GetValue(batch), r.GetValue(iters), r.GetValue(lr),
             r.GetValue(warmup), r.GetValue(milestones)!, r.GetValue(jitter), r.GetValue(resize), r.GetValue(maxSize), r.GetValue(precision)!,
             r.GetValue(device)!, r.GetValue(devices), r.GetValue(seed), r.GetValue(checkpointEvery), r.GetValue(log))
         {
-            Nodes = r.GetValue(nodes), NodeRank = r.GetValue(nodeRank), Master = r.GetValue(master),
+            Nodes = r.GetValue(nodes), NodeRank = r.GetValue(nodeRank), Master = r.GetValue(master), Augment = augment.Read(r),
         }));
         return cmd;
     }
@@ -80,6 +82,9 @@ public sealed record TrainSettings(
     public IReadOnlyList<Core.Tensors.Device>? ParseDevices() =>
         Devices is not null ? TrainDevices.Parse(Devices, minimum: Nodes > 1 ? 1 : 2)
         : Nodes > 1 ? [Core.Tensors.Device.Parse(Device == "cpu" ? "cuda:0" : Device)] : null;
+
+    /// <summary>--flip, --crop, --rotate90, --color.</summary>
+    public TrainAugmentArgs Augment { get; init; } = new();
 
     /// <summary>Trainer options; throws ArgumentException naming the option on a bad value.</summary>
     public TrainOptions ToOptions()
@@ -115,6 +120,7 @@ public sealed record TrainSettings(
             Milestones = Milestones, Resize = Resize, MaxSize = MaxSize, JitterMin = Jitter is { Length: 2 } ? Jitter[0] : 0, JitterMax = Jitter is { Length: 2 } ? Jitter[1] : 0,
             Device = device, Seed = Seed, Precision = precision,
         };
+        o = Augment.ApplyTo(o);
         o.Validate();
         return o;
     }

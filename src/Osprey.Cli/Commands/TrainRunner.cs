@@ -203,12 +203,13 @@ internal sealed class TrainStatus(Trainer trainer)
     }
 }
 
-/// <summary>train.csv: one row per iteration (iteration, loss, classification, box, lr, grad_norm, images_per_s, elapsed_s, map);
+/// <summary>train.csv (and train.jsonl, <see cref="TrainJsonLog"/>): one row per iteration (iteration, loss, classification, box, lr, grad_norm, images_per_s, elapsed_s, map);
 /// a resumed run appends to it and plots its whole history.</summary>
 internal sealed class TrainLog
 {
     private readonly string _path;
     private readonly List<string> _pending = [];
+    private readonly TrainJsonLog _json;
 
     public List<(long Iteration, double Total, double Cls, double Box, double? Map)> Rows { get; } = [];
 
@@ -231,6 +232,7 @@ internal sealed class TrainLog
             }
         }
         File.WriteAllLines(path, kept);
+        _json = new TrainJsonLog(Path.Join(Path.GetDirectoryName(path), "train.jsonl"), resumeAt);
     }
 
     public void Add(TrainStepResult r, double rate, double secs, double? map)
@@ -238,11 +240,13 @@ internal sealed class TrainLog
         Rows.Add((r.Iteration, r.Loss.Total, r.Loss.Classification, r.Loss.BoxRegression, map));
         _pending.Add(string.Create(CultureInfo.InvariantCulture,
             $"{r.Iteration},{r.Loss.Total:G9},{r.Loss.Classification:G9},{r.Loss.BoxRegression:G9},{r.LearningRate:G9},{r.GradNorm:G9},{rate:G6},{secs:G6},{(map is double m ? m.ToString("G6", CultureInfo.InvariantCulture) : "")}"));
+        _json.Add(r, rate, secs, map);
         if (_pending.Count >= 50) Flush();
     }
 
     public void Flush()
     {
+        _json.Flush();
         if (_pending.Count == 0) return;
         File.AppendAllLines(_path, _pending);
         _pending.Clear();

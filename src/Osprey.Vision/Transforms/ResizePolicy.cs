@@ -9,6 +9,8 @@ public enum ResizeKind
     Odtk,
     /// <summary>A fixed size (SSD300: 300x300), aspect ratio not kept.</summary>
     Fixed,
+    /// <summary>No resizing (the images were sized before, e.g. by training's per-image jitter); only padding.</summary>
+    Keep,
 }
 
 /// <param name="MinSize">Target of the shorter side (or the fixed height).</param>
@@ -41,6 +43,8 @@ public sealed record ResizePolicy(ResizeKind Kind, int MinSize, int MaxSize, int
         {
             case ResizeKind.Fixed:
                 return (MinSize, MaxSize);
+            case ResizeKind.Keep:
+                return (height, width);
             case ResizeKind.Torchvision:
             {
                 // torch: self_min_size / min_size is Tensor.__rtruediv__ = reciprocal(t) * scalar, in float32

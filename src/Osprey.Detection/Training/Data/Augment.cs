@@ -16,6 +16,8 @@ public sealed record AugmentOptions
     public double FlipProbability { get; init; }
     /// <summary>Probability of a random crop that keeps every box whole.</summary>
     public double CropProbability { get; init; }
+    /// <summary>torchvision's RandomIoUCrop on every image (`osprey train --crop`): see <see cref="Augment.IouCrop"/>.</summary>
+    public bool IouCrop { get; init; }
     /// <summary>torchvision ColorJitter ranges: factors uniform in [max(0, 1 - v), 1 + v]; hue shift uniform in [-Hue, Hue] turns.</summary>
     public double Brightness { get; init; }
     public double Contrast { get; init; }
@@ -41,7 +43,7 @@ public sealed record AugmentOptions
 
 /// <summary>CPU augmentations of a decoded image and its boxes. Every transform keeps boxes inside the image with positive
 /// size and moves them exactly as it moves the pixels.</summary>
-public static class Augment
+public static partial class Augment
 {
     /// <summary>Applies <paramref name="options"/> with random draws from <paramref name="rng"/> (deterministic for a seed).</summary>
     public static DetectionSample Apply(DetectionSample s, AugmentOptions options, Random rng)
@@ -53,6 +55,7 @@ public static class Augment
         if (options.JitterMin > 0)
             s = ResizeShorterSide(s, rng.Next(options.JitterMin, options.JitterMax + 1), options.MaxSize);
         if (options.CropProbability > 0 && rng.NextDouble() < options.CropProbability) s = RandomCrop(s, rng);
+        if (options.IouCrop) s = IouCrop(s, rng);
         if (options.Rotate90) s = Rotate90(s, rng.Next(4));
         if (options.FlipProbability > 0 && rng.NextDouble() < options.FlipProbability) s = FlipHorizontal(s);
         if (options.Brightness > 0 || options.Contrast > 0 || options.Saturation > 0 || options.Hue > 0)

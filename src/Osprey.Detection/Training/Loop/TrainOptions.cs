@@ -24,12 +24,19 @@ public sealed record TrainOptions
     public string Optimizer { get; init; } = "sgd";
     /// <summary>Global gradient-norm clip (0: none).</summary>
     public double ClipNorm { get; init; } = 10;
-    /// <summary>Shorter side of the network input; with <see cref="JitterMin"/>/<see cref="JitterMax"/> set, each iteration draws it in that range.</summary>
+    /// <summary>Shorter side of the network input; with <see cref="JitterMin"/>/<see cref="JitterMax"/> set, each image draws its
+    /// own in that range instead (ODTK's --jitter, see <see cref="TrainAugmentation"/>).</summary>
     public int Resize { get; init; } = 800;
     public int MaxSize { get; init; } = 1333;
     public int JitterMin { get; init; }
     public int JitterMax { get; init; }
     public double FlipProbability { get; init; } = 0.5;
+    /// <summary>torchvision's RandomIoUCrop on every image (`--crop`).</summary>
+    public bool Crop { get; init; }
+    /// <summary>Rotation by 0, 90, 180 or 270 degrees drawn per image (`--rotate90`).</summary>
+    public bool Rotate90 { get; init; }
+    /// <summary>ColorJitter ranges (`--color B C S H`); zeros: off.</summary>
+    public ColorRanges Color { get; init; }
     public Device Device { get; init; } = Device.Cpu;
     /// <summary>Compute precision (amp, bf16: 16-bit forward/backward with FP32 master weights; CUDA only).</summary>
     public TrainPrecision Precision { get; init; } = TrainPrecision.Fp32;
@@ -53,6 +60,7 @@ public sealed record TrainOptions
         if (Precision != TrainPrecision.Fp32 && Device.Type == DeviceType.Cpu)
             throw new ArgumentException($"--precision {Precision.Name()} needs --device cuda (the CPU backend's backward kernels run float32 only)");
         if (Workers < 1) throw new ArgumentException($"workers {Workers} must be at least 1");
+        TrainAugmentation.Validate(this);
     }
 
     /// <summary>A fresh optimiser of <see cref="Optimizer"/>'s kind with these settings.</summary>

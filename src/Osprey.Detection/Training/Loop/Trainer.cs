@@ -188,14 +188,10 @@ public sealed class Trainer : IDisposable
         return arch;
     }
 
-    /// <summary>The shorter side of the input at <paramref name="iteration"/> (drawn in the jitter range, seeded by the iteration).</summary>
-    public int InputSize(long iteration) => Options.JitterMax > 0
-        ? new Random(unchecked(Options.Seed * 1_000_003 + (int)iteration)).Next(Options.JitterMin, Options.JitterMax + 1)
-        : Options.Resize;
-
-    /// <summary>The model's transform for an iteration (resize to <see cref="InputSize"/>, ImageNet normalisation, padding to 32).</summary>
+    /// <summary>The model's transform for an iteration (<see cref="TrainAugmentation.NetworkResize"/>: --resize, or none after
+    /// the per-image jitter; ImageNet normalisation, padding to 32). The same for every iteration.</summary>
     public Preprocessor Preprocessor(long iteration) => _ssd is not null ? SsdTraining.Preprocessor(Architecture, Options.Device) :
-        new(ResizePolicy.RetinaNetTorchvision with { MinSize = InputSize(iteration), MaxSize = Options.MaxSize }, Architecture.Normalization, Options.Device);
+        new(TrainAugmentation.NetworkResize(Options), Architecture.Normalization, Options.Device);
 
     /// <summary>One optimiser step on a collated batch.</summary>
     public TrainStepResult Step(TrainingBatch batch)
@@ -259,7 +255,7 @@ GradientHook?.Invoke(grads);
     {
         ArgumentNullException.ThrowIfNull(data);
         if (data.Count < Options.BatchSize) throw new ArgumentException($"{data.Count} training images, fewer than --batch {Options.BatchSize}");
-        var augment = new AugmentOptions { FlipProbability = Options.FlipProbability };
+        var augment = TrainAugmentation.For(Options);
         var loader = new DataLoader<DetectionSample>(data.Count, (i, rng) => Augment.Apply(data.Load(i), augment, rng),
             new LoaderOptions(Options.BatchSize, Options.Workers, Prefetch: 4, Shuffle: true, Seed: Options.Seed, DropLast: true));
         int perEpoch = loader.BatchesPerEpoch;
