@@ -54,7 +54,7 @@ public sealed class DemoCommandTests : IDisposable
         Assert.Equal(2, Osprey.Cli.Program.Main(["demo", "--out", _dir, "--optimizer", "rmsprop"]));
         Assert.Equal(2, Osprey.Cli.Program.Main(["demo", "--out", _dir, "--images", "1", "--batch", "2"]));
         Assert.Equal(2, Osprey.Cli.Program.Main(["demo", "--out", _dir, "--device", "tpu"]));
-        Assert.Equal(2, Osprey.Cli.Program.Main(["demo", "--out", _dir, "--arch", "ssd300_vgg16", "--iters", "1", "--images", "2", "--batch", "1"]));
+        Assert.Equal(2, Osprey.Cli.Program.Main(["demo", "--out", _dir, "--arch", "retinanet_resnet9_fpn", "--iters", "1", "--images", "2", "--batch", "1"])); // unknown architecture
         Assert.False(File.Exists(Path.Combine(_dir, "model.safetensors")));
     }
 
