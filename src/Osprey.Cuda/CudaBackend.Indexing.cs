@@ -81,7 +81,7 @@ public sealed partial class CudaBackend
         var xs = x.Strides.ToArray();
         long axisStride = xs[axis];
         xs[axis] = 0;
-        var l = KernelLayout.Build("gather", index.Shape.Span, [y.Strides.ToArray(), xs, index.Strides.ToArray()]);
+        var l = KernelLayout.Build("gather", index.Shape.Span, [y.Strides.ToArray(), xs, index.Strides.ToArray()], anyOrder: true);
         var names = index.DType == DType.Int64 ? s_gather64 : s_gather32;
         Launch.Kernel(Fn("index", names[SizeIndex(x.ElementSize)]), GridFor(n), Block, 0, Stream, Ptr(x), Ptr(index), Ptr(y), l, n, axisStride);
     }
@@ -96,7 +96,7 @@ public sealed partial class CudaBackend
         xs[axis] = 0;
         var ixs = new long[x.Rank];
         ixs[axis] = index.Strides[0];
-        var l = KernelLayout.Build("index_select", y.Shape.Span, [y.Strides.ToArray(), xs, ixs]);
+        var l = KernelLayout.Build("index_select", y.Shape.Span, [y.Strides.ToArray(), xs, ixs], anyOrder: true);
         var names = index.DType == DType.Int64 ? s_select64 : s_select32;
         Launch.Kernel(Fn("index", names[SizeIndex(x.ElementSize)]), GridFor(n), Block, 0, Stream, Ptr(x), Ptr(index), Ptr(y), l, n, axisStride);
     }

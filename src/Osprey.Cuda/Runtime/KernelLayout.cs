@@ -35,15 +35,19 @@ public unsafe struct KernelLayout
     }
 
     /// <summary>The layout of the given tensors (which must share a shape) as the kernel walks them.</summary>
-    public static KernelLayout Of(string op, Tensor t0) => Build(op, t0.Shape.Span, [t0.Strides.ToArray()]);
-    public static KernelLayout Of(string op, Tensor t0, Tensor t1) => Build(op, t0.Shape.Span, [t0.Strides.ToArray(), t1.Strides.ToArray()]);
+    /// <summary>Element-wise kernels address every operand through the layout, so the walk may follow t0's memory order.</summary>
+    public static KernelLayout Of(string op, Tensor t0) => Build(op, t0.Shape.Span, [t0.Strides.ToArray()], anyOrder: true);
+    public static KernelLayout Of(string op, Tensor t0, Tensor t1) => Build(op, t0.Shape.Span, [t0.Strides.ToArray(), t1.Strides.ToArray()], anyOrder: true);
     public static KernelLayout Of(string op, Tensor t0, Tensor t1, Tensor t2) =>
-        Build(op, t0.Shape.Span, [t0.Strides.ToArray(), t1.Strides.ToArray(), t2.Strides.ToArray()]);
+        Build(op, t0.Shape.Span, [t0.Strides.ToArray(), t1.Strides.ToArray(), t2.Strides.ToArray()], anyOrder: true);
     public static KernelLayout Of(string op, Tensor t0, Tensor t1, Tensor t2, Tensor t3) =>
-        Build(op, t0.Shape.Span, [t0.Strides.ToArray(), t1.Strides.ToArray(), t2.Strides.ToArray(), t3.Strides.ToArray()]);
+        Build(op, t0.Shape.Span, [t0.Strides.ToArray(), t1.Strides.ToArray(), t2.Strides.ToArray(), t3.Strides.ToArray()], anyOrder: true);
 
-    /// <summary>Builds a layout from a shape and per-operand strides (elements), merging what can be merged.</summary>
-    public static KernelLayout Build(string op, ReadOnlySpan<int> shape, long[][] strides)
+    /// <summary>Builds a layout from a shape and per-operand strides (elements), merging what can be merged. With
+    /// <paramref name="anyOrder"/> the dimensions are walked in the first operand's memory order; only for kernels that address
+    /// every operand through the layout. Without it the walk is the logical (row-major) order, for kernels that also index
+    /// something by the linear position itself (scatter_add reads gy[i] and index[i], reductions write y[i]).</summary>
+    public static KernelLayout Build(string op, ReadOnlySpan<int> shape, long[][] strides, bool anyOrder = false)
     {
         int k = strides.Length;
         if (k > MaxOperands) throw new ArgumentOutOfRangeException(nameof(strides), $"{op}: at most {MaxOperands} operands");
@@ -54,7 +58,7 @@ public unsafe struct KernelLayout
         // like a contiguous one does (a stable insertion sort: equal strides keep their order; contiguous is unchanged)
         Span<int> order = stackalloc int[shape.Length];
         for (int d = 0; d < order.Length; d++) order[d] = d;
-        for (int i = 1; i < order.Length; i++)
+        for (int i = 1; anyOrder && i < order.Length; i++)
         {
             int v = order[i], j = i - 1;
             long sv = Math.Abs(strides[0][v]);

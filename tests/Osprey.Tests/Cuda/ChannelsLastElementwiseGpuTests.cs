@@ -35,21 +35,29 @@ public class ChannelsLastElementwiseGpuTests
     {
         // [N, C, H, W] = [2, 5, 7, 9] dense NHWC: strides (HWC, 1, WC, C)
         long[] nhwc = [7 * 9 * 5, 1, 9 * 5, 5];
-        var l = KernelLayout.Build("t", [2, 5, 7, 9], [nhwc, nhwc]);
+        var l = KernelLayout.Build("t", [2, 5, 7, 9], [nhwc, nhwc], anyOrder: true);
         Assert.True(l.IsContiguous(2));
         Assert.Equal(2L * 5 * 7 * 9, l.Shape[0]);
         // a per-channel vector [1, C, 1, 1] expanded: (0, 1, 0, 0) -> walk [N*H*W, C], the vector periodic along C
-        var b = KernelLayout.Build("t", [2, 5, 7, 9], [nhwc, nhwc, [0, 1, 0, 0]]);
+        var b = KernelLayout.Build("t", [2, 5, 7, 9], [nhwc, nhwc, [0, 1, 0, 0]], anyOrder: true);
         Assert.Equal(2, b.Rank);
         Assert.Equal(2L * 7 * 9, b.Shape[0]);
         Assert.Equal(5L, b.Shape[1]);
         Assert.Equal(0L, b.Stride(2, 0));
         Assert.Equal(1L, b.Stride(2, 1));
         // contiguous output, transposed input: the output's order is kept (writes stay dense)
-        var t = KernelLayout.Build("t", [3, 4], [[4, 1], [1, 3]]);
+        var t = KernelLayout.Build("t", [3, 4], [[4, 1], [1, 3]], anyOrder: true);
         Assert.Equal(2, t.Rank);
         Assert.Equal(3L, t.Shape[0]);
         Assert.Equal(1L, t.Stride(0, 1));
+        // without anyOrder the walk stays logical (scatter_add and reductions index by the linear position): the NHWC
+        // operand does not merge, and a zeroed axis-0 stride (scatter_add's gx) keeps axis 0 first
+        var logical = KernelLayout.Build("t", [2, 5, 7, 9], [nhwc]);
+        Assert.False(logical.IsContiguous(1));
+        Assert.Equal(2L, logical.Shape[0]);
+        var scatter = KernelLayout.Build("t", [3, 5], [[0, 1]]);
+        Assert.Equal(3L, scatter.Shape[0]);
+        Assert.Equal(0L, scatter.Stride(0, 0));
     }
 
     [GpuTheory]
