@@ -19,7 +19,7 @@ public static class SeededWeights
         var sd = new StateDict();
         foreach (var (name, shape) in probe.Parameters.Expected)
         {
-            var rng = new Random(HashCode.Combine(seed, Stable(name)));
+            var rng = new Random(unchecked(seed * 1_000_003 + Stable(name))); // not HashCode.Combine: randomised per process
             var v = new float[shape.Numel];
             float bound = shape.Rank >= 2 ? (float)Math.Sqrt(3.0 / (shape.Numel / shape[0])) : 0.1f;
             for (int i = 0; i < v.Length; i++)
