@@ -145,7 +145,18 @@ def run(s, dtype=torch.float32):
             "colours": {str(k_): list(v) for k_, v in COLOURS.items()}, "iters": rows, "final": final}
 
 
+def sensitivity(s):
+    """torch float32 against torch float64 on the same 50 iterations: how far rounding alone moves this trajectory."""
+    a, b = run(s, torch.float32), run(s, torch.float64)
+    for i, (x, y) in enumerate(zip(a["iters"], b["iters"])):
+        rel = {k: abs(x[k] - y[k]) / max(abs(y[k]), 1e-12) for k in ("classification", "box", "grad_norm")}
+        print(f"iter {i + 1}: relative difference fp32 vs fp64: cls {rel['classification']:.2e} box {rel['box']:.2e} norm {rel['grad_norm']:.2e}")
+
+
 def main():
+    if sys.argv[1:2] == ["--sensitivity"]:
+        sensitivity(int(sys.argv[2]) if len(sys.argv) > 2 else 32)
+        return
     os.makedirs(OUT, exist_ok=True)
     sizes = [int(a) for a in sys.argv[1:]] or [32]
     for s in sizes:
