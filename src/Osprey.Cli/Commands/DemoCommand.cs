@@ -14,6 +14,7 @@ public static class DemoCommand
 {
     /// <summary>The goal for the demo's validation mAP@[.5:.95].</summary>
     public const double GoalMap = 0.5;
+    private const int DrawScale = 3;
 
     public static Command Create()
     {
@@ -102,7 +103,13 @@ public static class DemoCommand
                 var names = new Dictionary<int, string>();
                 foreach (var c in val.GroundTruth.Categories) names[(int)c.Id] = c.Name;
                 for (int i = 0; i < Math.Min(12, dets.Count); i++)
-                    InferRunner.Draw(val.Load(i).Image, dets[i].Detections, names, Path.Combine(drawn, Path.GetFileNameWithoutExtension(dets[i].Image.FileName) + ".png"));
+                {
+                    // the demo's images are about 128 px: drawn 3x larger so the labels stay readable
+                    var image = val.Load(i).Image;
+                    var large = ImageResize.Bilinear(image, image.Width * DrawScale, image.Height * DrawScale);
+                    var scaled = dets[i].Detections.Select(d => d with { X1 = d.X1 * DrawScale, Y1 = d.Y1 * DrawScale, X2 = d.X2 * DrawScale, Y2 = d.Y2 * DrawScale }).ToList();
+                    InferRunner.Draw(large, scaled, names, Path.Combine(drawn, Path.GetFileNameWithoutExtension(dets[i].Image.FileName) + ".png"));
+                }
                 Console.WriteLine(result.SummaryText());
                 bool ok = result.AP >= GoalMap;
                 AnsiConsole.MarkupLine(string.Create(CultureInfo.InvariantCulture,
