@@ -117,25 +117,10 @@ public sealed class EngineCliTests : IDisposable
         var pair = engine.Detect([a, b]);
         var single = engine.Detect([b]);
         Assert.Equal(2, pair.Length);
-        Same(want[0], pair[0]);
-        Same(want[1], pair[1]);
-        Same(want[1], single[0]);
+        SameDetections.Assert(want[0], pair[0]);
+        SameDetections.Assert(want[1], pair[1]);
+        SameDetections.Assert(want[1], single[0]);
         Assert.Throws<ArgumentException>(() => engine.Preprocess([a, b, a]));
-    }
-
-    private static void Same(IReadOnlyList<DetectedObject> want, IReadOnlyList<DetectedObject> got)
-    {
-        Assert.NotEmpty(want);
-        Assert.Equal(want.Count, got.Count);
-        for (int j = 0; j < want.Count; j++)
-        {
-            Assert.Equal(want[j].Label, got[j].Label);
-            Assert.Equal(want[j].Score, got[j].Score, 1e-5f);
-            Assert.Equal(want[j].X1, got[j].X1, 1e-3f);
-            Assert.Equal(want[j].Y1, got[j].Y1, 1e-3f);
-            Assert.Equal(want[j].X2, got[j].X2, 1e-3f);
-            Assert.Equal(want[j].Y2, got[j].Y2, 1e-3f);
-        }
     }
 
     [Fact]
