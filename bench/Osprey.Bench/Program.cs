@@ -20,7 +20,7 @@ using Osprey.Bench;
 //       loss, backward and optimiser (wall and CPU ms per step): where the demo's time goes.
 //   gpu-detect [--dir DIR] [--reps N]: GPU post-processing (decode + top-k + NMS) of a 64-image SSD300 batch and a
 //       16-image RetinaNet 800x800 batch; writes the SSD inputs to DIR for bench/gpu/detect_bench.py (torchvision).
-//   gpu-train --arch A --batch N --size S [--precision amp|bf16|fp32] [--warmup N] [--steps N] [--json FILE]: training
+//   gpu-train --arch A --batch N --size S [--precision amp|bf16|fp32] [--warmup N] [--steps N] [--json FILE] [--profile N]: training
 //       images/s of Trainer.Step on the GPU (bench/gpu/run-train.sh runs it beside bench/gpu/train_bench.py, torchvision).
 //   gpu-infer --arch A --weights W.pth --images RAW.u8 [--batch N] [--height H] [--width W] [--runs N] [--torch FILE]:
 //       end-to-end detection images/s from a decoded batch on the GPU (bench/gpu/run-infer.sh runs it with

@@ -33,8 +33,9 @@ public sealed class SsdTraining
         return new Preprocessor(arch.Resize, arch.Normalization, device);
     }
 
-    /// <summary>The loss and the head-output gradients (times <paramref name="gradScale"/>) for one batch.</summary>
-    public HeadLossResult Loss(HeadOutputs heads, ImageSize input, IReadOnlyList<DetectionTarget> targets, double gradScale)
+    /// <summary>The loss and the head-output gradients (times <paramref name="gradScale"/>) for one batch;
+    /// <paramref name="mark"/>: optional profiling marks at the end of each part of the loss (see <see cref="Trainer"/>).</summary>
+    public HeadLossResult Loss(HeadOutputs heads, ImageSize input, IReadOnlyList<DetectionTarget> targets, double gradScale, Action<string>? mark = null)
     {
         ArgumentNullException.ThrowIfNull(heads);
         ArgumentNullException.ThrowIfNull(targets);
@@ -47,6 +48,6 @@ public sealed class SsdTraining
             anchors = _boxes.Generate(input, heads.Grids);
             _cache[key] = anchors;
         }
-        return HeadLoss.Ssd(heads.ClassLogits, heads.BoxRegression, anchors, targets, SsdLossOptions.Torchvision, gradScale);
+        return HeadLoss.Ssd(heads.ClassLogits, heads.BoxRegression, anchors, targets, SsdLossOptions.Torchvision, gradScale, mark: mark);
     }
 }

@@ -193,6 +193,10 @@ public sealed class Trainer : IDisposable
     public Preprocessor Preprocessor(long iteration) => _ssd is not null ? SsdTraining.Preprocessor(Architecture, Options.Device) :
         new(TrainAugmentation.NetworkResize(Options), Architecture.Normalization, Options.Device);
 
+    /// <summary>Step profiling (`Osprey.Bench gpu-train --profile`): called at the end of each phase of <see cref="Step"/> with its
+    /// name (forward, loss.*, backward, optimizer, zero_grad); a profiler synchronises the device there and takes the time.</summary>
+    internal Action<string>? PhaseMark { get; set; }
+
     /// <summary>One optimiser step on a collated batch.</summary>
     public TrainStepResult Step(TrainingBatch batch)
     {
@@ -205,10 +209,12 @@ public sealed class Trainer : IDisposable
             using var tape = new GradTape(_params);
             var input = x.DType == _model.DType ? x : Op.Cast(x, _model.DType);
             using var heads = _model.Forward(input);
+            PhaseMark?.Invoke("forward");
             var size = new ImageSize(x.Shape[2], x.Shape[3]);
             using var result = _ssd is not null
-                ? _ssd.Loss(heads, size, batch.Targets, _precision.LossScale)
-                : HeadLoss.RetinaNet(heads.ClassLogits, heads.BoxRegression, Anchors(size, heads.Grids), batch.Targets, RetinaNetLossOptions.Torchvision, _precision.LossScale);
+                ? _ssd.Loss(heads, size, batch.Targets, _precision.LossScale, PhaseMark)
+                : HeadLoss.RetinaNet(heads.ClassLogits, heads.BoxRegression, Anchors(size, heads.Grids), batch.Targets, RetinaNetLossOptions.Torchvision,
+                    _precision.LossScale, mark: PhaseMark);
             loss = result.Loss;
             if (!double.IsFinite(loss.Total))
             {
@@ -220,6 +226,7 @@ public sealed class Trainer : IDisposable
                 return new TrainStepResult(Iteration, loss, lr, double.NaN, batch.Targets.Count, Skipped: true);
             }
             tape.Backward([(heads.ClassLogits, result.ClassGrad), (heads.BoxRegression, result.BoxGrad)]);
+            PhaseMark?.Invoke("backward");
         }
         var grads = new Tensor[_params.Count];
         for (int i = 0; i < grads.Length; i++) grads[i] = _params[i].Grad ?? throw new InvalidOperationException($"no gradient reached {_params[i].Name}");
@@ -232,7 +239,9 @@ GradientHook?.Invoke(grads);
             for (int i = 0; i < values.Length; i++) values[i] = _params[i].Value;
             step = _precision.Step(_optimizer, values, grads, Options.ClipNorm);
         }
+        PhaseMark?.Invoke("optimizer");
         foreach (var p in _params) p.ZeroGrad();
+        PhaseMark?.Invoke("zero_grad");
         Iteration++;
         return new TrainStepResult(Iteration, loss, lr, step.GradNorm, batch.Targets.Count, !step.Taken);
     }

@@ -27,10 +27,12 @@ public sealed class HeadLossResult(DetectionLoss loss, Tensor classGrad, Tensor 
 /// </summary>
 public static class HeadLoss
 {
+    /// <param name="mark">Optional profiling marks at the end of each part of the loss (loss.match, loss.focal, loss.box).</param>
     /// <param name="focalOnDevice">Compute the classification part with <see cref="FocalLossOps"/> where the logits are
     /// (only labels and weights are uploaded; the logits are not downloaded). Default: when the logits are not on the CPU.</param>
     public static HeadLossResult RetinaNet(Tensor classLogits, Tensor boxRegression, ReadOnlySpan<float> anchors,
-        IReadOnlyList<DetectionTarget> targets, RetinaNetLossOptions options, double gradScale = 1, bool? focalOnDevice = null)
+        IReadOnlyList<DetectionTarget> targets, RetinaNetLossOptions options, double gradScale = 1, bool? focalOnDevice = null,
+        Action<string>? mark = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         if (!(focalOnDevice ?? classLogits?.Device.Type != DeviceType.Cpu))
@@ -47,6 +49,7 @@ public static class HeadLoss
         if (targets!.Count != n) throw new ArgumentException($"retinanet loss: {targets.Count} targets for {n} images");
         var matches = RetinaNetLoss.Match(anchors, targets, kk, options);
         var (labels, weights) = RetinaNetLoss.ClassificationTargets(matches, targets, a);
+        mark?.Invoke("loss.match");
         var (clsLoss, clsGrad) = FocalLossOps.SigmoidFocal(classLogits, labels, weights, options.Alpha, options.Gamma);
         Tensor? classGrad = null;
         try
@@ -54,11 +57,14 @@ public static class HeadLoss
             using (clsGrad)
             using (var scaled = Op.Binary(BinaryOp.Mul, clsGrad, gradScale))
                 classGrad = classLogits.DType == DType.Float32 ? scaled.Share() : Op.Cast(scaled, classLogits.DType);
+            mark?.Invoke("loss.focal");
             float[] regHost = ToHost(boxRegression);
             var gbHost = new float[regHost.Length];
             var box = RetinaNetLoss.Core([], regHost, anchors, targets, kk, options, [], gbHost, matches, classification: false);
             if (gradScale != 1) for (int i = 0; i < gbHost.Length; i++) gbHost[i] = (float)(gbHost[i] * gradScale);
-            return new HeadLossResult(new DetectionLoss(clsLoss, box.BoxRegression), classGrad, Upload(gbHost, boxRegression));
+            var result = new HeadLossResult(new DetectionLoss(clsLoss, box.BoxRegression), classGrad, Upload(gbHost, boxRegression));
+            mark?.Invoke("loss.box");
+            return result;
         }
         catch
         {
@@ -67,15 +73,17 @@ public static class HeadLoss
         }
     }
 
+    /// <param name="mark">Optional profiling marks at the end of each part of the loss.</param>
     /// <param name="clsOnDevice">Compute the cross-entropy part with <see cref="SsdLossOps"/> where the logits are (only per-anchor
     /// values cross). Default: when the logits are not on the CPU.</param>
     public static HeadLossResult Ssd(Tensor classLogits, Tensor boxRegression, ReadOnlySpan<float> anchors,
-        IReadOnlyList<DetectionTarget> targets, SsdLossOptions options, double gradScale = 1, bool? clsOnDevice = null)
+        IReadOnlyList<DetectionTarget> targets, SsdLossOptions options, double gradScale = 1, bool? clsOnDevice = null,
+        Action<string>? mark = null)
     {
         if (clsOnDevice ?? classLogits?.Device.Type != DeviceType.Cpu)
         {
             CheckShapes(classLogits!, boxRegression, "ssd loss");
-            return SsdLossOps.Compute(classLogits!, boxRegression, anchors, targets, options, gradScale);
+            return SsdLossOps.Compute(classLogits!, boxRegression, anchors, targets, options, gradScale, mark);
         }
         var (cls, reg, k) = Read(classLogits, boxRegression, "ssd loss");
         var gc = new float[cls.Length];
