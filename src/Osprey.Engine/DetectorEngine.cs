@@ -49,15 +49,28 @@ public static class DetectorEngines
     private const string KeyBatch = "batch", KeyHeight = "input_height", KeyWidth = "input_width", KeyPrecision = "precision",
         KeyScore = "score_threshold", KeyCandidates = "candidates_per_level", KeyNms = "nms_threshold", KeyDetections = "detections_per_image";
 
-    /// <summary>Traces the architecture with these weights at the spec's batch and size, runs the standard passes, records the spec.</summary>
-    public static ComputeGraph Build(DetectorEngineSpec spec, StateDict weights, string source, Action<string>? log = null)
+    /// <summary>
+    /// The multiple a 16-bit engine's image channels are padded to (3 -> 8, zero filters in the first convolution): cuDNN's
+    /// fp16 NHWC kernels want channel vectors of 16 bytes. float32 engines keep 3 channels.
+    /// </summary>
+    public const int DefaultInputChannelMultiple = 8;
+
+    /// <summary>
+    /// Traces the architecture with these weights at the spec's batch and size, runs the standard passes, records the spec.
+    /// <paramref name="inputChannelMultiple"/>: what the image channels are padded to (null: <see cref="DefaultInputChannelMultiple"/>
+    /// for 16-bit engines, none for float32; 0: none).
+    /// </summary>
+    public static ComputeGraph Build(DetectorEngineSpec spec, StateDict weights, string source, Action<string>? log = null, int? inputChannelMultiple = null)
     {
         ArgumentNullException.ThrowIfNull(spec);
         spec.Validate();
+        int multiple = inputChannelMultiple ?? (spec.Precision == DType.Float32 ? 0 : DefaultInputChannelMultiple);
+        if (multiple < 0 || multiple == 1 || multiple > 64)
+            throw new ArgumentOutOfRangeException(nameof(inputChannelMultiple), $"engine: input channel multiple {multiple} (0 for none, or 2 to 64)");
         var arch = Architectures.Get(spec.Architecture);
         var graph = GraphTracer.TraceDetector(arch, weights, source, spec.Batch, spec.Height, spec.Width);
         int traced = graph.Nodes.Count;
-        foreach (var r in EngineBuilder.Optimize(graph, new BuildOptions(spec.Precision)))
+        foreach (var r in EngineBuilder.Optimize(graph, new BuildOptions(spec.Precision, InputChannelMultiple: multiple)))
             log?.Invoke($"{r.Pass}: {r.NodesBefore} -> {r.NodesAfter} nodes ({r.Time.TotalMilliseconds:F0} ms)");
         log?.Invoke($"{arch.Name}: {traced} traced nodes, {graph.Nodes.Count} after passes");
         var m = graph.Metadata;
@@ -116,8 +129,10 @@ public static class DetectorEngines
         }
         var input = graph.Inputs.FirstOrDefault(v => v.Name == "images")
             ?? throw new EngineFormatException($"{source}: the graph has no input 'images'");
-        if (input.Shape != new Shape(spec.Batch, 3, spec.Height, spec.Width) || input.DType != DType.Float32)
-            throw new EngineFormatException($"{source}: input 'images' is {input.DType}{input.Shape}, the metadata says float32[{spec.Batch}, 3, {spec.Height}, {spec.Width}]");
+        // 3 image channels, or more when the build padded them (PadInputChannels: the added channels are kept zero)
+        if (input.Shape.Rank != 4 || input.Shape[1] < 3 || input.Shape[1] > 64
+            || input.Shape != new Shape(spec.Batch, input.Shape[1], spec.Height, spec.Width) || input.DType != DType.Float32)
+            throw new EngineFormatException($"{source}: input 'images' is {input.DType}{input.Shape}, the metadata says float32[{spec.Batch}, 3 (or padded up to 64), {spec.Height}, {spec.Width}]");
         foreach (string o in new[] { "class_logits", "box_regression" })
             if (!graph.Outputs.Any(v => v.Name == o)) throw new EngineFormatException($"{source}: the graph has no output '{o}'");
         return (spec, [.. grids]);
