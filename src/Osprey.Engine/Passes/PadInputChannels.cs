@@ -7,8 +7,9 @@ namespace Osprey.Engine.Passes;
 /// Pads the channels of a 4-D graph input read only by convolutions (a detector's RGB images: 3 channels) up to a
 /// multiple of <see cref="Multiple"/>, and gives each of those convolutions zero filters for the added channels, so the
 /// outputs are unchanged as long as the caller leaves the added input channels zero (<c>EngineDetector</c> zeroes
-/// them once; its loads write only the first channels). cuDNN's fp16 tensor-core kernels want 16-byte channel vectors:
-/// a 3-channel first convolution runs at a few % of peak (SSD300's 3->64 3x3: 0.77 ms per batch of 64 on an H200).
+/// them once; its loads write only the first channels). A 3-channel first convolution runs at a few % of the fp16 peak
+/// (SSD300's 3->64 3x3: 0.80 ms per batch of 64 on an H200); cuDNN has faster kernels for 4 channels (see
+/// <c>DetectorEngines.DefaultInputChannelMultiple</c>).
 /// An input read by anything else (a view, a cast, a grouped convolution, a convolution with a computed weight) is
 /// left alone.
 /// </summary>
