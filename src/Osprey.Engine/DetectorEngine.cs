@@ -50,17 +50,23 @@ public static class DetectorEngines
         KeyScore = "score_threshold", KeyCandidates = "candidates_per_level", KeyNms = "nms_threshold", KeyDetections = "detections_per_image";
 
     /// <summary>
-    /// The multiple a 16-bit engine's image channels are padded to (3 -> 4, zero filters in the first convolution). Measured
-    /// with cuDNN 9.19 on an H200 (fp16 NHWC, torch's cuDNN path): SSD300's 3x3 3->64 at 64x300x300 takes 0.723 ms with 3
-    /// channels, 0.558 with 4, 0.727 with 8; RetinaNet's 7x7 s2 3->64 at 16x800x800 0.447, 0.323 and 1.003 ms. float32
-    /// engines keep 3 channels.
+    /// The multiple 16-bit engines pad their image channels to by default: 0, none yet. 4 is what cuDNN runs fastest
+    /// (<see cref="FastestInputChannelMultiple"/>) but its engine-level GPU run is still to do (docs/engine.md, session 4).
+    /// float32 engines are never padded by default.
     /// </summary>
-    public const int DefaultInputChannelMultiple = 4;
+    public const int DefaultInputChannelMultiple = 0;
+
+    /// <summary>
+    /// The input channel multiple cuDNN 9.19 runs fastest, measured through torch on an H200 (fp16 NHWC): SSD300's 3x3 3->64
+    /// at 64x300x300 takes 0.723 ms with 3 channels, 0.558 with 4, 0.727 with 8; RetinaNet's 7x7 s2 3->64 at 16x800x800 0.447,
+    /// 0.323 and 1.003 ms. In the engine, padding to 8 measured 0.787 ms for SSD300's first convolution (0.801 unpadded).
+    /// </summary>
+    public const int FastestInputChannelMultiple = 4;
 
     /// <summary>
     /// Traces the architecture with these weights at the spec's batch and size, runs the standard passes, records the spec.
-    /// <paramref name="inputChannelMultiple"/>: what the image channels are padded to (null: <see cref="DefaultInputChannelMultiple"/>
-    /// for 16-bit engines, none for float32; 0: none).
+    /// <paramref name="inputChannelMultiple"/>: what the image channels are padded to with zero filters in the first convolution
+    /// (<see cref="Passes.PadInputChannels"/>; null: <see cref="DefaultInputChannelMultiple"/> for 16-bit engines, none for float32; 0: none).
     /// </summary>
     public static ComputeGraph Build(DetectorEngineSpec spec, StateDict weights, string source, Action<string>? log = null, int? inputChannelMultiple = null)
     {

@@ -9,7 +9,7 @@ namespace Osprey.Engine.Passes;
 /// outputs are unchanged as long as the caller leaves the added input channels zero (<c>EngineDetector</c> zeroes
 /// them once; its loads write only the first channels). A 3-channel first convolution runs at a few % of the fp16 peak
 /// (SSD300's 3->64 3x3: 0.80 ms per batch of 64 on an H200); cuDNN has faster kernels for 4 channels (see
-/// <c>DetectorEngines.DefaultInputChannelMultiple</c>).
+/// <c>DetectorEngines.FastestInputChannelMultiple</c>).
 /// An input read by anything else (a view, a cast, a grouped convolution, a convolution with a computed weight) is
 /// left alone.
 /// </summary>
