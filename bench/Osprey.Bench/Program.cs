@@ -27,8 +27,9 @@ using Osprey.Bench;
 //       bench/gpu/infer_bench.py, the torchvision side, in the same call).
 //   train-ddp [--arch A] [--size S] [--per-gpu B] [--warmup N] [--iters N] [--gpus 1,2] [--json FILE]: data-parallel training
 //       images/s on 1, 2, ... GPUs at the same per-GPU batch (NCCL all-reduce) and the scaling efficiency.
-//   engine-profile [--arch A] [--size H [W]] [--batch N] [--precision fp16|fp32] [--runs R] [--out FILE]: per-node GPU time of a
-//       detector engine (seeded weights; convolution algorithms measured, stored, re-read and pinned), per op kind, TFLOP/s.
+//   engine-profile [--arch A] [--size H [W]] [--batch N] [--precision fp16|fp32] [--runs R] [--pad-input M] [--out FILE]: per-node
+//       GPU time of a detector engine (seeded weights; convolution algorithms measured, stored, re-read and pinned), per op kind,
+//       TFLOP/s; --pad-input: the multiple the image channels are zero-padded to (0: none, the default; cuDNN's fastest for 3->64 is 4).
 //   engine-accuracy --data COCO128 [--arch A] [--size H [W]] [--batch N] [--score-threshold S] [--out FILE]: fp32 vs fp16
 //       engines over coco128: mAP of each, the difference, detection match rate.
 return args.FirstOrDefault() switch
