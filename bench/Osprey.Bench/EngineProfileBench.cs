@@ -27,7 +27,7 @@ namespace Osprey.Bench;
 /// </summary>
 internal static class EngineProfileBench
 {
-    private sealed record Options(string Arch, int Batch, int H, int W, DType Precision, int Runs, string? Out, string? Data, float? Score, int? PadInput);
+    private sealed record Options(string Arch, int Batch, int H, int W, DType Precision, int Runs, string? Out, string? Data, float? Score, int? PadInput, int Pad, bool Fp32Heads);
 
     private static Options? Parse(string[] args, string mode)
     {
@@ -38,6 +38,8 @@ internal static class EngineProfileBench
         string? output = null, data = null;
         float? score = null;
         int? padInput = null;
+        int pad = BuildOptions.Default.PadConvChannelsTo;
+        bool fp32Heads = false;
         for (int i = 0; i < args.Length; i++)
         {
             string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{mode}: {args[i]} needs a value");
@@ -53,6 +55,8 @@ internal static class EngineProfileBench
                 case "--precision": precision = Next() switch { "fp16" => DType.Float16, "fp32" => DType.Float32, var p => throw new ArgumentException($"{mode}: --precision {p}") }; break;
                 case "--out": output = Next(); break;
                 case "--data": data = Next(); break;
+                case "--pad-channels": pad = Int(); break;
+                case "--fp32-heads": fp32Heads = true; break;
                 case "--score-threshold": score = float.Parse(Next(), CultureInfo.InvariantCulture); break;
                 case "--pad-input": padInput = Int(); break;
                 default:
@@ -62,7 +66,7 @@ internal static class EngineProfileBench
         }
         var a = Architectures.Get(arch);
         int h = size is [var s0, ..] ? s0 : a.Resize.MinSize, w = size is [_, var s1] ? s1 : h;
-        return new Options(a.Name, batch, h, w, precision, runs, output, data, score, padInput);
+        return new Options(a.Name, batch, h, w, precision, runs, output, data, score, padInput, pad, fp32Heads);
     }
 
     private static CudaBackend Gpu()
@@ -79,7 +83,8 @@ internal static class EngineProfileBench
         var spec = new DetectorEngineSpec(arch.Name, o.Batch, o.H, o.W, precision, post);
         spec.Validate();
         using var weights = SeededWeights.For(arch);
-        return DetectorEngines.Build(spec, weights, "seeded", inputChannelMultiple: o.PadInput);
+        return DetectorEngines.Build(spec, weights, "seeded", inputChannelMultiple: o.PadInput,
+            options: DetectorEngines.DetectorDefaults with { PadConvChannelsTo = o.Pad, Float32Outputs = o.Fp32Heads });
     }
 
     public static int Profile(string[] args)
@@ -103,7 +108,8 @@ internal static class EngineProfileBench
         double loadS = clock.Elapsed.TotalSeconds;
         var profile = EngineProfiler.Profile(exec, o.Runs);
         int inputChannels = graph.Inputs.Single(v => v.Name == "images").Shape[1];
-        string title = $"{o.Arch} {o.H}x{o.W} batch {o.Batch} {(o.Precision == DType.Float16 ? "fp16" : "fp32")}, {inputChannels} input channels, on {gpu.Info.Name}";
+        string title = $"{o.Arch} {o.H}x{o.W} batch {o.Batch} {(o.Precision == DType.Float16 ? "fp16" : "fp32")}, {inputChannels} input channels, on {gpu.Info.Name}, " +
+            $"channels padded to {(o.Pad > 1 ? o.Pad.ToString(CultureInfo.InvariantCulture) : "none")}, {(o.Fp32Heads ? "float32" : "16-bit")} heads";
         string report = profile.Format(title, EngineProfiler.H100SxmFp16DenseTflops)
             + $"\nbuild {buildS:F1} s; algorithm measurement {tuneS:F1} s ({tuning.Convolutions} convolutions, {tuning.Distinct} distinct choices, " +
               $"largest workspace {tuning.MaxWorkspaceBytes / 1048576.0:F1} MiB); engine file {file.Length / 1048576.0:F1} MiB with {stored} stored algorithms " +

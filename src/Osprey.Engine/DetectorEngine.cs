@@ -64,11 +64,19 @@ public static class DetectorEngines
     public const int FastestInputChannelMultiple = 4;
 
     /// <summary>
-    /// Traces the architecture with these weights at the spec's batch and size, runs the standard passes, records the spec.
+    /// Detector build options: the standard ones, except that float16 engines keep float16 heads (the GPU decode reads them;
+    /// the head concat writes half the bytes). bfloat16 is not a detector precision.
+    /// </summary>
+    public static readonly BuildOptions DetectorDefaults = BuildOptions.Default with { Float32Outputs = false };
+
+    /// <summary>
+    /// Traces the architecture with these weights at the spec's batch and size, runs the standard passes (<paramref name="options"/>:
+    /// <see cref="DetectorDefaults"/> when null; the precision is always the spec's), records the spec.
     /// <paramref name="inputChannelMultiple"/>: what the image channels are padded to with zero filters in the first convolution
     /// (<see cref="Passes.PadInputChannels"/>; null: <see cref="DefaultInputChannelMultiple"/> for 16-bit engines, none for float32; 0: none).
     /// </summary>
-    public static ComputeGraph Build(DetectorEngineSpec spec, StateDict weights, string source, Action<string>? log = null, int? inputChannelMultiple = null)
+    public static ComputeGraph Build(DetectorEngineSpec spec, StateDict weights, string source, Action<string>? log = null,
+        int? inputChannelMultiple = null, BuildOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(spec);
         spec.Validate();
@@ -78,7 +86,7 @@ public static class DetectorEngines
         var arch = Architectures.Get(spec.Architecture);
         var graph = GraphTracer.TraceDetector(arch, weights, source, spec.Batch, spec.Height, spec.Width);
         int traced = graph.Nodes.Count;
-        foreach (var r in EngineBuilder.Optimize(graph, new BuildOptions(spec.Precision, InputChannelMultiple: multiple)))
+        foreach (var r in EngineBuilder.Optimize(graph, (options ?? DetectorDefaults) with { Precision = spec.Precision, InputChannelMultiple = multiple }))
             log?.Invoke($"{r.Pass}: {r.NodesBefore} -> {r.NodesAfter} nodes ({r.Time.TotalMilliseconds:F0} ms)");
         log?.Invoke($"{arch.Name}: {traced} traced nodes, {graph.Nodes.Count} after passes");
         var m = graph.Metadata;
@@ -142,7 +150,12 @@ public static class DetectorEngines
             || input.Shape != new Shape(spec.Batch, input.Shape[1], spec.Height, spec.Width) || input.DType != DType.Float32)
             throw new EngineFormatException($"{source}: input 'images' is {input.DType}{input.Shape}, the metadata says float32[{spec.Batch}, 3 (or padded up to 64), {spec.Height}, {spec.Width}]");
         foreach (string o in new[] { "class_logits", "box_regression" })
-            if (!graph.Outputs.Any(v => v.Name == o)) throw new EngineFormatException($"{source}: the graph has no output '{o}'");
+        {
+            var v = graph.Outputs.FirstOrDefault(v => v.Name == o) ?? throw new EngineFormatException($"{source}: the graph has no output '{o}'");
+            // the decode reads float32 heads, or float16 heads of a float16 engine
+            if (v.DType != DType.Float32 && !(v.DType == DType.Float16 && spec.Precision == DType.Float16))
+                throw new EngineFormatException($"{source}: output '{o}' is {v.DType.Name()} in a {(spec.Precision == DType.Float16 ? "fp16" : "fp32")} engine (expected float32{(spec.Precision == DType.Float16 ? " or float16" : "")})");
+        }
         return (spec, [.. grids]);
     }
 }

@@ -5,12 +5,16 @@ using Osprey.Engine.Passes;
 namespace Osprey.Engine;
 
 /// <summary>
-/// How an engine is built: precision, whether activations must be NHWC, and the multiple the channels of inputs read only
-/// by convolutions are zero-padded to (0: none; see <see cref="PadInputChannels"/>).
+/// How an engine is built: precision, whether activations must be NHWC, the multiple the channels of inputs read only
+/// by convolutions are zero-padded to (0: none; see <see cref="PadInputChannels"/>), and the multiple convolution output
+/// channels are padded to (zero filters read by no one: <see cref="PadConvChannels"/>; 0 or 1: no padding).
 /// </summary>
-public sealed record BuildOptions(DType Precision = DType.Float32, bool RequireChannelsLast = true, int InputChannelMultiple = 0)
+public sealed record BuildOptions(DType Precision = DType.Float32, bool RequireChannelsLast = true, int InputChannelMultiple = 0, int PadConvChannelsTo = 8)
 {
     public static readonly BuildOptions Default = new();
+
+    /// <summary>16-bit builds: graph outputs stay float32 (true, the default) or keep the 16-bit precision (see <see cref="AssignPrecision.Float32Outputs"/>).</summary>
+    public bool Float32Outputs { get; init; } = true;
 }
 
 /// <summary>The standard optimisation pipeline over a traced graph.</summary>
@@ -19,7 +23,8 @@ public static class EngineBuilder
     /// <summary>
     /// dead code, constant folding (weight re-layouts), copy elimination, batch-norm folding, conv bias / residual /
     /// activation fusion, NHWC check, input channel padding (when asked), precision assignment, then constant folding
-    /// again (weight casts) and dead code.
+    /// again (weight casts) and dead code, then output channels of convolutions padded (heads with A*K channels) once the
+    /// weights have their final dtype.
     /// </summary>
     public static IReadOnlyList<IGraphPass> StandardPasses(BuildOptions options)
     {
@@ -43,11 +48,12 @@ public static class EngineBuilder
         }
         if (options.Precision != DType.Float32)
         {
-            passes.Add(new AssignPrecision(options.Precision));
+            passes.Add(new AssignPrecision(options.Precision, options.Float32Outputs));
             passes.Add(new ConstantFolding());
             passes.Add(new CopyElimination());
             passes.Add(new DeadCodeElimination());
         }
+        if (options.PadConvChannelsTo > 1) passes.Add(new PadConvChannels(options.PadConvChannelsTo));
         return passes;
     }
 

@@ -265,7 +265,7 @@ public static class BenchRunner
             var spec = ExportCommand.Spec(arch.Name, s.Size, precision, s.Batch ?? 1, null, null, null);
             using var weights = s.Weights is not null ? WeightFile.Load(s.Weights) : SeededWeights.For(arch);
             if (s.SaveWeights is not null) SafeTensors.Save(s.SaveWeights, weights);
-            built = DetectorEngines.Build(spec, weights, s.Weights ?? "seeded");
+            built = DetectorEngines.Build(spec, weights, s.Weights ?? "seeded", options: DetectorEngines.DetectorDefaults with { PadConvChannelsTo = s.PadChannels, Float32Outputs = s.Float32Heads });
         }
         return new EngineDetector(built, device, s.Weights ?? "seeded", ownStream: true);
     }

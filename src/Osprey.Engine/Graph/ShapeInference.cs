@@ -86,19 +86,24 @@ public static class ShapeInference
             }
             case OpKind.Concat:
             {
-                int axis = node.AttrsAs<AxisAttrs>().Axis;
-                if (axis < 0 || axis >= x.Shape.Rank) throw Fail(node, $"axis {axis} out of range for {x.Shape}");
+                // an input may have one dimension more than the output: a piece split at the axis ([N, H*W, A, K] for
+                // [N, H*W*A, K], how PadConvChannels re-points a head flatten), its dimensions axis and axis + 1 merged
+                int axis = node.AttrsAs<AxisAttrs>().Axis, rank = node.Output.Shape.Rank;
+                if (axis < 0 || axis >= rank) throw Fail(node, $"axis {axis} out of range for output rank {rank}");
+                Shape? first = null;
                 int total = 0;
                 foreach (var v in ins)
                 {
-                    bool ok = v.Shape.Rank == x.Shape.Rank;
-                    for (int d = 0; ok && d < v.Shape.Rank; d++) ok = d == axis || v.Shape[d] == x.Shape[d];
-                    if (!ok) throw Fail(node, $"input {v} {v.Shape} differs from {x.Shape} outside axis {axis}");
+                    var s = ConcatPiece(node, v, axis, rank);
+                    first ??= s;
+                    bool ok = true;
+                    for (int d = 0; ok && d < rank; d++) ok = d == axis || s[d] == first.Value[d];
+                    if (!ok) throw Fail(node, $"input {v} {v.Shape} differs from {first} outside axis {axis}");
                     if (v.DType != node.Output.DType && !(v.DType.IsFloating() && node.Output.DType.IsFloating()))
                         throw Fail(node, $"input {v} is {v.DType.Name()}, output {node.Output.DType.Name()}");
-                    total += v.Shape[axis];
+                    total = checked(total + s[axis]);
                 }
-                return (x.Shape.With(axis, total), node.Output.DType);
+                return (first!.Value.With(axis, total), node.Output.DType);
             }
             case OpKind.View:
             {
@@ -195,6 +200,18 @@ public static class ShapeInference
         if (graph.Outputs.Count == 0) throw new GraphException("graph has no outputs");
         foreach (var o in graph.Outputs)
             if (!defined.Contains(o)) throw new GraphException($"output {o.Name} ({o}) is never computed");
+    }
+
+    /// <summary>A concat input's shape at the output's rank: as it is, or with a split axis (rank + 1) merged back.</summary>
+    public static Shape ConcatPiece(Node node, Value v, int axis, int rank)
+    {
+        var s = v.Shape;
+        if (s.Rank == rank) return s;
+        if (s.Rank != rank + 1) throw Fail(node, $"input {v} {s} has rank {s.Rank}, the output {rank} (or {rank + 1} split at axis {axis})");
+        var dims = new int[rank];
+        for (int d = 0; d < rank; d++)
+            dims[d] = d < axis ? s[d] : d == axis ? checked(s[axis] * s[axis + 1]) : s[d + 1];
+        return new Shape(dims);
     }
 
     private static GraphException Fail(Node n, string problem) => new($"node {n.Name} ({n.Kind}): {problem}");

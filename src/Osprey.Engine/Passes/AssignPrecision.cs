@@ -8,12 +8,19 @@ namespace Osprey.Engine.Passes;
 /// Lowers a float32 graph to float16 or bfloat16, keeping float32 where precision needs it:
 /// reductions, softmax and argmax compute in float32, and so does every element-wise node feeding one (x*x before an
 /// L2-norm sum would overflow float16) or fed by one (the normalisation that follows); graph outputs (the head outputs
-/// that feed decoding) stay float32 (a concat writes its float32 output from 16-bit inputs directly). Graph inputs stay
+/// that feed decoding) stay float32 (a concat writes its float32 output from 16-bit inputs directly) unless
+/// <see cref="Float32Outputs"/> is false. Graph inputs stay
 /// float32 and are cast once. Casts of constants are left for <see cref="ConstantFolding"/>, so weights are stored
 /// in the target dtype.
 /// </summary>
-public sealed class AssignPrecision(DType target) : IGraphPass
+public sealed class AssignPrecision(DType target, bool float32Outputs = true) : IGraphPass
 {
+    /// <summary>
+    /// False: graph outputs computed in the target dtype stay in it (a detector's float16 heads go to the GPU decode, which
+    /// reads float16: the head concat writes half the bytes). True (default): every floating output is float32.
+    /// </summary>
+    public bool Float32Outputs { get; } = float32Outputs;
+
     public string Name => $"precision-{target.Name()}";
 
     public DType Target { get; } = target is DType.Float32 or DType.Float16 or DType.BFloat16
@@ -38,7 +45,7 @@ public sealed class AssignPrecision(DType target) : IGraphPass
             DType d = fp32.Contains(n) ? DType.Float32 : Target;
             if (n.Kind == OpKind.Concat)
             {
-                if (outputs.Contains(n.Output)) d = DType.Float32;   // pieces are cast as they are copied
+                if (outputs.Contains(n.Output) && Float32Outputs) d = DType.Float32;   // pieces are cast as they are copied
                 n.Output.DType = d;
                 continue;
             }
@@ -49,7 +56,7 @@ public sealed class AssignPrecision(DType target) : IGraphPass
             }
             if (n.Output.DType.IsFloating()) n.Output.DType = d;
         }
-        for (int i = 0; i < graph.Outputs.Count; i++)
+        for (int i = 0; i < graph.Outputs.Count && Float32Outputs; i++)
         {
             var o = graph.Outputs[i];
             if (!o.DType.IsFloating() || o.DType == DType.Float32) continue;

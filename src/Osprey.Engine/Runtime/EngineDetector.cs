@@ -366,10 +366,18 @@ public sealed class EngineDetector : IDisposable
         return _gpuPost!.Run(l, r, _deviceAnchors!, _anchorCounts, sizes);
     }
 
+    /// <summary>A head output as float32 values (float16 heads cast first).</summary>
+    private static float[] Floats(Tensor t)
+    {
+        if (t.DType == DType.Float32) return t.ToArray<float>();
+        using var f = Osprey.Core.Ops.Op.Cast(t, DType.Float32);
+        return f.ToArray<float>();
+    }
+
     private IReadOnlyList<DetectedObject>[] PostProcessOnHost(ImageSize[] sizes)
     {
         var logitsT = _exec.Output("class_logits");
-        float[] logits = logitsT.ToArray<float>(), regs = _exec.Output("box_regression").ToArray<float>();
+        float[] logits = Floats(logitsT), regs = Floats(_exec.Output("box_regression"));
         int a = logitsT.Shape[1], k = logitsT.Shape[2];
         _hostPost ??= Architecture.Family == DetectorFamily.RetinaNet
             ? new RetinaNetPostProcessor(Spec.PostProcess, BoxCoder.RetinaNet) : new SsdPostProcessor(Spec.PostProcess, BoxCoder.Ssd);

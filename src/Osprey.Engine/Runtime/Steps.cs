@@ -49,13 +49,28 @@ internal abstract class Step : IDisposable
                 var pieces = new (Tensor, Tensor)[n.Inputs.Count];
                 for (int i = 0; i < pieces.Length; i++)
                 {
-                    int len = n.Inputs[i].Shape[axis];
-                    pieces[i] = (In(i), y.Slice(axis, start, start + len));
+                    var piece = n.Inputs[i].Shape;
+                    int len = ShapeInference.ConcatPiece(n, n.Inputs[i], axis, y.Rank)[axis];
+                    var slice = y.Slice(axis, start, start + len);
+                    if (piece.Rank != y.Rank) slice = Split(slice, axis, piece);
+                    pieces[i] = (In(i), slice);
                     start += len;
                 }
                 return new ConcatStep(pieces);
             }
             default: throw new GraphException($"node {n.Name}: no executor step for {n.Kind}");
+        }
+    }
+
+    /// <summary>A slice viewed with its axis split in two (the shape of a split concat piece); disposes the slice.</summary>
+    private static Tensor Split(Tensor slice, int axis, Shape piece)
+    {
+        using (slice)
+        {
+            var strides = new long[piece.Rank];
+            for (int d = 0; d < piece.Rank; d++)
+                strides[d] = d < axis ? slice.Strides[d] : d == axis ? slice.Strides[axis] * piece[axis + 1] : slice.Strides[d - 1];
+            return Tensor.AsStrided(slice.Storage, piece, strides, slice.Offset, slice.DType);
         }
     }
 

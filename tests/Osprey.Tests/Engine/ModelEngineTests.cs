@@ -48,6 +48,12 @@ public class ModelEngineTests(ITestOutputHelper output)
         if (a.Family == DetectorFamily.NvidiaSsd) Assert.True(copies <= 12, $"{copies} copies (at most one per head output expected)");
         else Assert.Equal(0, copies);
         Assert.True(graph.Nodes.Count < traced, $"{traced} traced nodes, {graph.Nodes.Count} after passes");
+        // PadConvChannels: every head convolution with A*K channels (RetinaNet 9*91, 9*4; SSD 4*91, 6*91) is padded to
+        // a multiple of 8, the flatten (or NVIDIA SSD's transposing copy) reading only the real channels
+        var unpadded = graph.Nodes.Where(n => n.Kind == OpKind.Conv2d && n.Output.Shape[1] % 8 != 0).Select(n => $"{n.Name} {n.Output.Shape}").ToList();
+        output.WriteLine($"convolutions with channels not a multiple of 8: {unpadded.Count} {string.Join("; ", unpadded)}");
+        Assert.Empty(unpadded);
+        Assert.Contains(reports, r => r.Pass == "pad-conv-channels-8" && r.Changed);
 
         using var model = a.Create();
         model.Load(weights, "formula", Device.Cpu, MemoryFormat.ChannelsLast);
