@@ -32,6 +32,7 @@ public sealed class Trainer : IDisposable
     private readonly Dictionary<(ImageSize, int), float[]> _anchorCache = [];
     private readonly MixedPrecision _precision;
     private readonly SsdTraining? _ssd;
+    private readonly FlatGradients _flatGrads;
 
     private Trainer(Architecture arch, DetectionModel model, TrainOptions options, long iteration)
     {
@@ -42,9 +43,10 @@ public sealed class Trainer : IDisposable
         Iteration = iteration;
         Schedule = new LearningRateSchedule(options.LearningRate, options.Warmup, options.Milestones);
         _optimizer = options.CreateOptimizer();
-        _precision = new MixedPrecision(options.Precision);
+        _precision = new MixedPrecision(options.Precision, multiTensor: options.MultiTensorOptimizer);
         if (arch.Family == DetectorFamily.Ssd) _ssd = new SsdTraining();
         foreach (var (name, value) in ModelTensors(model)) _params.Add(new Parameter(value, name, ownsValue: false));
+        _flatGrads = new FlatGradients(_params);
     }
 
     /// <summary>The trained tensors in optimiser order: folded conv weight, bias per layer, then the extra parameters.</summary>
@@ -223,7 +225,7 @@ public sealed class Trainer : IDisposable
         }
         var grads = new Tensor[_params.Count];
         for (int i = 0; i < grads.Length; i++) grads[i] = _params[i].Grad ?? throw new InvalidOperationException($"no gradient reached {_params[i].Name}");
-GradientHook?.Invoke(grads);
+        GradientHook?.Invoke(grads);
         PrecisionStep step;
         using (GradTape.NoGrad())
         {
@@ -349,6 +351,7 @@ GradientHook?.Invoke(grads);
         Parallel?.Dispose();
         Parallel = null;
         foreach (var p in _params) p.Dispose();
+        _flatGrads.Dispose();
         _optimizer.Dispose();
         _model.Dispose();
     }
