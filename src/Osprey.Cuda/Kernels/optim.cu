@@ -51,6 +51,9 @@ struct OptHyper
     int hasDecay, amsgrad, skipOnInf;
 };
 
+__device__ __forceinline__ bool opt_finite(float v) { return (__float_as_uint(v) & 0x7f800000u) != 0x7f800000u; }
+__device__ __forceinline__ bool opt_finite(double v) { return (__double_as_longlong(v) & 0x7ff0000000000000LL) != 0x7ff0000000000000LL; }
+
 __device__ __forceinline__ float opt_load(u64 base, int dt, i64 i)
 {
     if (dt == 1) return h2f(((const unsigned short*)base)[i]);
@@ -115,7 +118,7 @@ extern "C" __global__ void optim_finalize(const float* __restrict__ partials, in
     for (int i = threadIdx.x; i < count; i += blockDim.x)
     {
         float p = partials[i];
-        if (!isfinite(p)) b = 1;
+        if (!opt_finite(p)) b = 1;
         acc += (double)p;
     }
     s[threadIdx.x] = acc;
@@ -128,13 +131,13 @@ extern "C" __global__ void optim_finalize(const float* __restrict__ partials, in
     }
     if (threadIdx.x != 0) return;
     double total = s[0];
-    int found = checkFinite && (bad[0] || !isfinite(total));
+    int found = checkFinite && (bad[0] || !opt_finite(total));
     double norm = __longlong_as_double(0x7ff8000000000000LL);
     double coef = 1.0;
     if (clip > 0)
     {
         // torch's clip_grad_norm_ on the unscaled gradients; Math.Min(1, NaN) is NaN, as the host path
-        norm = sqrt(total) * (double)inv;
+        norm = __dsqrt_rn(total) * (double)inv;
         double q = clip / (norm + 1e-6);
         coef = (q != q) ? q : (q < 1.0 ? q : 1.0);
     }
