@@ -37,6 +37,7 @@ for r in rows:
         opt = torch.optim.SGD(params, lr=1e-6, momentum=0.9, weight_decay=1e-4,
                               foreach=variant == "foreach", fused=variant == "fused")
         scaler = torch.amp.GradScaler("cuda", enabled=amp)
+        scaler.scale(torch.ones((), device="cuda"))  # a training step scales its loss first; unscale_ needs the scale tensor
 
         def step():
             scaler.unscale_(opt)

@@ -211,12 +211,9 @@ public class MultiTensorGpuTests
         }
     }
 
-    [GpuTheory, MemberData(nameof(Optimizers))]
-    public void Multi_tensor_steps_match_torch(string name)
-    {
-        if (name == "sgd_nesterov") return; // no torch golden for it (covered against the CPU path above)
+    [GpuTheory, MemberData(nameof(OptimizerTests.Cases), MemberType = typeof(OptimizerTests))]
+    public void Multi_tensor_steps_match_torch(string name) =>
         OptimizerTests.Run(name, DType.Float32, 2e-6, 1e-5, Gpu.Device, multiTensor: true);
-    }
 
     [GpuFact]
     public void Half_parameters_through_the_multi_tensor_path_follow_fp32_masters() =>
