@@ -25,6 +25,8 @@ using Osprey.Bench;
 //   gpu-infer --arch A --weights W.pth --images RAW.u8 [--batch N] [--height H] [--width W] [--runs N] [--torch FILE]:
 //       end-to-end detection images/s from a decoded batch on the GPU (bench/gpu/run-infer.sh runs it with
 //       bench/gpu/infer_bench.py, the torchvision side, in the same call).
+//   optim-step [--steps N] [--warmup N] [--train-steps N] [--sets retina,ssd] [--json FILE]: the optimiser phase (amp/fp32,
+//       clip + SGD) on RetinaNet-R50-FPN and SSD300 parameter sets, per-tensor vs multi-tensor kernels, and whole amp steps both ways.
 //   train-ddp [--arch A] [--size S] [--per-gpu B] [--warmup N] [--iters N] [--gpus 1,2] [--json FILE]: data-parallel training
 //       images/s on 1, 2, ... GPUs at the same per-GPU batch (NCCL all-reduce) and the scaling efficiency.
 //   engine-profile [--arch A] [--size H [W]] [--batch N] [--precision fp16|fp32] [--runs R] [--pad-input M] [--out FILE]: per-node
@@ -46,6 +48,7 @@ return args.FirstOrDefault() switch
     "gpu-infer" => GpuInferBench.Run(args[1..]),
     "train-ddp" => TrainScalingBench.Run(args[1..]),
     "gpu-train" => GpuTrainBench.Run(args[1..]),
+    "optim-step" => OptimStepBench.Run(args[1..]),
     "engine-profile" => EngineProfileBench.Profile(args[1..]),
     "engine-accuracy" => EngineProfileBench.Accuracy(args[1..]),
     _ => Usage(),
@@ -53,7 +56,7 @@ return args.FirstOrDefault() switch
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: Osprey.Bench <mode> [options]; modes: cpu, cpu-convs, coco-eval, gpu-core, gpu-libs, gpu-detect, gpu-infer, train-ddp, gpu-train, engine-profile, engine-accuracy, autograd, train-loss, demo-step");
+    Console.Error.WriteLine("usage: Osprey.Bench <mode> [options]; modes: cpu, cpu-convs, coco-eval, gpu-core, gpu-libs, gpu-detect, gpu-infer, train-ddp, gpu-train, engine-profile, engine-accuracy, autograd, train-loss, demo-step, optim-step");
     return 2;
 }
 

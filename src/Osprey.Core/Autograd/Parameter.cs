@@ -11,6 +11,7 @@ namespace Osprey.Core.Autograd;
 public sealed class Parameter : IDisposable
 {
     private readonly bool _ownsValue;
+    private Tensor? _home;
 
     /// <param name="value">The tensor (floating dtype).</param>
     /// <param name="name">A name for messages and checkpoints (torch's state_dict key, say).</param>
@@ -29,6 +30,29 @@ public sealed class Parameter : IDisposable
     /// <summary>The accumulated gradient (shape and dtype of <see cref="Value"/>, contiguous), or null.</summary>
     public Tensor? Grad { get; private set; }
 
+    /// <summary>The tensor backward writes the gradient into (see <see cref="UseGradBuffer"/>), or null.</summary>
+    public Tensor? GradBuffer => _home;
+
+    /// <summary>
+    /// Makes backward write this parameter's gradient into <paramref name="home"/> (contiguous, the value's shape, dtype and
+    /// device; typically a view of one flat buffer holding every parameter's gradient, which a data-parallel all-reduce and
+    /// a multi-tensor optimiser then take whole) instead of a fresh tensor per backward: the first gradient after
+    /// <see cref="ZeroGrad"/> is copied in, later ones added in place, and <see cref="Grad"/> is a view of it. ZeroGrad then
+    /// only forgets the gradient (no memset: the next backward overwrites it). Null: fresh tensors again. The parameter keeps
+    /// its own reference to <paramref name="home"/>.
+    /// </summary>
+    public void UseGradBuffer(Tensor? home)
+    {
+        if (home is not null)
+        {
+            if (home.Shape != Value.Shape || home.DType != Value.DType || home.Device != Value.Device || !home.IsContiguous())
+                throw new ArgumentException($"parameter {Name}: gradient buffer {home.Shape} {home.DType.Name()} on {home.Device} (contiguous: {home.IsContiguous()}) does not fit the value {Value.Shape} {Value.DType.Name()} on {Value.Device}");
+        }
+        ZeroGrad();
+        _home?.Dispose();
+        _home = home?.ShareView();
+    }
+
     public void ZeroGrad()
     {
         Grad?.Dispose();
@@ -40,6 +64,18 @@ public sealed class Parameter : IDisposable
     {
         using (g)
         {
+            if (_home is not null && g.DType == _home.DType && g.Device == _home.Device)
+            {
+                if (Grad is null)
+                {
+                    g.Backend.Copy(g, _home);
+                    Grad = _home.ShareView();
+                    return;
+                }
+                using var added = Ops.Op.Add(Grad, g);
+                added.Backend.Copy(added, Grad);
+                return;
+            }
             if (Grad is null)
             {
                 // a private copy: gradients from the tape may share storage with each other
@@ -57,6 +93,8 @@ public sealed class Parameter : IDisposable
     public void Dispose()
     {
         ZeroGrad();
+        _home?.Dispose();
+        _home = null;
         if (_ownsValue) Value.Dispose();
     }
 

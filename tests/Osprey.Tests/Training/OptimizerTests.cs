@@ -41,7 +41,7 @@ public class OptimizerTests
     [Fact]
     public void Bfloat16_parameters_follow_fp32_master_weights() => Run("sgd_dampening", DType.BFloat16, 8e-3, 8e-3);
 
-    internal static void Run(string name, DType dtype, double atol, double rtol, Device? device = null)
+    internal static void Run(string name, DType dtype, double atol, double rtol, Device? device = null, bool multiTensor = false)
     {
         var c = TrainFixtures.Case(TrainFixtures.Optim, name);
         var shapes = Shapes;
@@ -63,7 +63,12 @@ public class OptimizerTests
                 Assert.Equal(lrs[step], opt.LearningRate, 1e-12);
                 var pairs = new List<ParamGrad>();
                 for (int i = 0; i < shapes.Length; i++) pairs.Add(new ParamGrad(ps[i], FormulaTensor($"grad{i}.step{step}", shapes[i], 0.5f, device)));
-                opt.Step(pairs);
+                if (multiTensor)
+                {
+                    var outcome = opt.TryStepMultiTensor(ps, pairs.Select(pg => pg.Grad).ToArray(), 1f, false, 0);
+                    Assert.True(outcome is { Taken: true }, $"{name}: the multi-tensor step did not apply");
+                }
+                else opt.Step(pairs);
                 foreach (var pg in pairs) pg.Grad.Dispose();
             }
             var expected = c.GetProperty("params").EnumerateArray().ToArray();

@@ -167,6 +167,17 @@ public sealed class GradientBuckets : IDisposable
         if (grads.Count == 0) return;
         foreach (var dtype in DTypesInOrder(grads))
         {
+            if (ContiguousRun(grads, dtype) is { } whole)
+            {
+                // the gradients already are consecutive views of one buffer (FlatGradients): reduce it in place, no packing
+                using (whole)
+                {
+                    _reduce.SumInPlace(whole);
+                    if (_reduce.WorldSize != 1)
+                        using (var scope = new TensorScope()) Op.CopyInto(Op.Binary(BinaryOp.Mul, whole, 1.0 / _reduce.WorldSize), whole);
+                }
+                continue;
+            }
             long total = 0;
             foreach (var g in grads) if (g.DType == dtype) total += g.Shape.Numel;
             var flat = Buffer(dtype, total, grads[0].Device);
@@ -192,6 +203,25 @@ public sealed class GradientBuckets : IDisposable
                 }
             }
         }
+    }
+
+    /// <summary>A flat view over the gradients of <paramref name="dtype"/> when they are contiguous and follow each other in one
+    /// storage in parameter order (the caller disposes it), else null.</summary>
+    internal static Tensor? ContiguousRun(IReadOnlyList<Tensor> grads, DType dtype)
+    {
+        Tensor? first = null;
+        long next = 0, total = 0;
+        foreach (var g in grads)
+        {
+            if (g.DType != dtype) continue;
+            if (!g.IsContiguous()) return null;
+            if (first is null) { first = g; next = g.Offset; }
+            else if (!ReferenceEquals(g.Storage, first.Storage) || g.Offset != next) return null;
+            next += g.Numel;
+            total += g.Numel;
+        }
+        if (first is null || total == 0 || total > int.MaxValue) return null;
+        return Tensor.AsStrided(first.Storage, new Shape((int)total), [1L], first.Offset, dtype);
     }
 
     private static List<DType> DTypesInOrder(IReadOnlyList<Tensor> grads)

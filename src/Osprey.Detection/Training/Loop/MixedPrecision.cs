@@ -22,13 +22,21 @@ public readonly record struct PrecisionStep(bool Taken, double GradNorm);
 /// </summary>
 public sealed class MixedPrecision
 {
-    public MixedPrecision(TrainPrecision precision, GradScalerOptions? scaler = null)
+    /// <param name="precision">The run's precision.</param>
+    /// <param name="scaler">The loss scaler's settings (amp).</param>
+    /// <param name="multiTensor">On a CUDA device, run the whole step (check, unscale, clip, update, 16-bit refresh) as
+    /// <see cref="Optimizer.TryStepMultiTensor"/>'s three launches; false: one tensor at a time (the reference path).</param>
+    public MixedPrecision(TrainPrecision precision, GradScalerOptions? scaler = null, bool multiTensor = true)
     {
         Precision = precision;
+        MultiTensor = multiTensor;
         if (precision == TrainPrecision.Amp) Scaler = new GradScaler(scaler);
     }
 
     public TrainPrecision Precision { get; }
+
+    /// <summary>Whether <see cref="Step"/> uses the multi-tensor kernels where they apply (CUDA).</summary>
+    public bool MultiTensor { get; }
 
     /// <summary>The dynamic loss scaler (amp only).</summary>
     public GradScaler? Scaler { get; }
@@ -52,10 +60,15 @@ public sealed class MixedPrecision
         ArgumentNullException.ThrowIfNull(parameters);
         ArgumentNullException.ThrowIfNull(grads);
         if (parameters.Count != grads.Count) throw new ArgumentException($"mixed precision: {parameters.Count} parameters, {grads.Count} gradients");
+        float inv = Scaler is { } s ? (float)(1.0 / s.Scale) : 1f;
+        if (MultiTensor && optimizer.TryStepMultiTensor(parameters, grads, inv, Scaler is not null, clipNorm) is { } fused)
+        {
+            Scaler?.Update(foundInf: !fused.Taken);
+            return new PrecisionStep(fused.Taken, fused.GradNorm);
+        }
         using var scope = new TensorScope();
         var g32 = new Tensor[grads.Count];
         for (int i = 0; i < g32.Length; i++) g32[i] = grads[i].DType == DType.Float32 ? grads[i] : Op.Cast(grads[i], DType.Float32);
-        float inv = Scaler is { } s ? (float)(1.0 / s.Scale) : 1f;
         double norm = double.NaN;
         if (Scaler is not null || clipNorm > 0)
         {

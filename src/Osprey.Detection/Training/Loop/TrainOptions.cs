@@ -24,6 +24,10 @@ public sealed record TrainOptions
     public string Optimizer { get; init; } = "sgd";
     /// <summary>Global gradient-norm clip (0: none).</summary>
     public double ClipNorm { get; init; } = 10;
+    /// <summary>On a CUDA device, the optimiser phase (inf/NaN check, unscale, clip, update, 16-bit refresh) as three
+    /// multi-tensor launches (<see cref="Optim.Optimizer.TryStepMultiTensor"/>); false: one tensor at a time (the reference path,
+    /// kept for comparison).</summary>
+    public bool MultiTensorOptimizer { get; init; } = true;
     /// <summary>Shorter side of the network input; with <see cref="JitterMin"/>/<see cref="JitterMax"/> set, each image draws its
     /// own in that range instead (ODTK's --jitter, see <see cref="TrainAugmentation"/>).</summary>
     public int Resize { get; init; } = 800;

@@ -33,6 +33,7 @@ public sealed class Trainer : IDisposable
     private readonly Dictionary<(ImageSize, int), Tensor> _deviceAnchors = [];
     private readonly MixedPrecision _precision;
     private readonly SsdTraining? _ssd;
+    private readonly FlatGradients _flatGrads;
 
     private Trainer(Architecture arch, DetectionModel model, TrainOptions options, long iteration)
     {
@@ -43,9 +44,10 @@ public sealed class Trainer : IDisposable
         Iteration = iteration;
         Schedule = new LearningRateSchedule(options.LearningRate, options.Warmup, options.Milestones);
         _optimizer = options.CreateOptimizer();
-        _precision = new MixedPrecision(options.Precision);
+        _precision = new MixedPrecision(options.Precision, multiTensor: options.MultiTensorOptimizer);
         if (arch.Family == DetectorFamily.Ssd) _ssd = new SsdTraining();
         foreach (var (name, value) in ModelTensors(model)) _params.Add(new Parameter(value, name, ownsValue: false));
+        _flatGrads = new FlatGradients(_params);
     }
 
     /// <summary>The trained tensors in optimiser order: folded conv weight, bias per layer, then the extra parameters.</summary>
@@ -231,7 +233,7 @@ public sealed class Trainer : IDisposable
         }
         var grads = new Tensor[_params.Count];
         for (int i = 0; i < grads.Length; i++) grads[i] = _params[i].Grad ?? throw new InvalidOperationException($"no gradient reached {_params[i].Name}");
-GradientHook?.Invoke(grads);
+        GradientHook?.Invoke(grads);
         PrecisionStep step;
         using (GradTape.NoGrad())
         {
@@ -384,6 +386,7 @@ GradientHook?.Invoke(grads);
         ClearDeviceAnchors();
         _ssd?.Dispose();
         foreach (var p in _params) p.Dispose();
+        _flatGrads.Dispose();
         _optimizer.Dispose();
         _model.Dispose();
     }

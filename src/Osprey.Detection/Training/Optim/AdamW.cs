@@ -1,6 +1,7 @@
 using Osprey.Core.Backends;
 using Osprey.Core.Ops;
 using Osprey.Core.Tensors;
+using Osprey.Cuda.Training;
 
 namespace Osprey.Detection.Training.Optim;
 
@@ -28,6 +29,22 @@ public sealed class AdamW : Optimizer
     protected override string Name => "adamw";
 
     protected override bool AcceptsBuffer(string name) => name is "exp_avg" or "exp_avg_sq" || (Options.AmsGrad && name == "max_exp_avg_sq");
+
+    private protected override string[]? MultiTensorBuffers => Options.AmsGrad ? ["exp_avg", "exp_avg_sq", "max_exp_avg_sq"] : ["exp_avg", "exp_avg_sq"];
+
+    private protected override void LaunchMultiTensor(OptimizerKernels kernels, in MultiTensorLaunch l)
+    {
+        var o = Options;
+        double lr = LearningRate, t = l.Step;
+        double bc1 = 1 - Math.Pow(o.Beta1, t), bc2 = Math.Sqrt(1 - Math.Pow(o.Beta2, t));
+        var h = new OptHyper
+        {
+            Decay = (float)(1 - lr * o.WeightDecay), HasDecay = o.WeightDecay != 0 ? 1 : 0,
+            Beta1 = (float)o.Beta1, OneMinusBeta1 = (float)(1 - o.Beta1), Beta2 = (float)o.Beta2, OneMinusBeta2 = (float)(1 - o.Beta2),
+            Bc2 = (float)bc2, Eps = (float)o.Eps, StepSize = (float)(lr / bc1), AmsGrad = o.AmsGrad ? 1 : 0, SkipOnInf = l.SkipOnInf,
+        };
+        kernels.AdamW(l.Entries, l.Chunks, l.ChunkCount, l.Masters, l.Buffer0, l.Buffer1, o.AmsGrad ? l.Buffer2 : 0, l.Status, h);
+    }
 
     protected override Tensor Update(ParamState state, Tensor param, Tensor grad, int index)
     {

@@ -12,7 +12,7 @@ public readonly record struct ParamGrad(Tensor Param, Tensor Grad);
 /// and in-place write-back through <see cref="Op.CopyInto"/>. Parameters are identified by position: every
 /// <see cref="Step"/> must pass the same parameters in the same order.
 /// </summary>
-public abstract class Optimizer : IDisposable
+public abstract partial class Optimizer : IDisposable
 {
     private readonly List<ParamState> _state = [];
     private bool _disposed;
@@ -78,6 +78,7 @@ public abstract class Optimizer : IDisposable
         if (Steps > 0 && parameters.Count != _state.Count)
             throw new ArgumentException($"{Name}: step with {parameters.Count} parameters, earlier steps had {_state.Count}");
         for (int i = 0; i < parameters.Count; i++) CheckPair(parameters[i], i);
+        DetachMultiTensor();
         Steps++;
         for (int i = 0; i < parameters.Count; i++)
         {
@@ -122,6 +123,7 @@ public abstract class Optimizer : IDisposable
     {
         if (_disposed) return;
         _disposed = true;
+        DisposeMultiTensor();
         foreach (var s in _state) s.Dispose();
         _state.Clear();
         GC.SuppressFinalize(this);
@@ -133,7 +135,7 @@ public abstract class Optimizer : IDisposable
         private readonly Dictionary<string, Tensor> _buffers = [];
 
         public Shape Shape { get; }
-        public Tensor? Master { get; }
+        public Tensor? Master { get; private set; }
         public Device Device { get; }
 
         public ParamState(Tensor p, Tensor? master)
@@ -171,6 +173,34 @@ public abstract class Optimizer : IDisposable
         }
 
         public IEnumerable<KeyValuePair<string, Tensor>> Buffers => _buffers;
+
+        /// <summary>Whether buffer <paramref name="name"/> exists.</summary>
+        internal bool HasBuffer(string name) => _buffers.ContainsKey(name);
+
+        /// <summary>Moves the master into <paramref name="home"/> (float32, contiguous, the parameter's shape; this state takes
+        /// ownership): the current master's values, or the parameter cast to float32 when there is none yet.</summary>
+        internal void MoveMaster(Tensor home, Tensor param)
+        {
+            if (Master is not null) Op.CopyInto(Master, home);
+            else using (var cast = Op.Cast(param, DType.Float32)) Op.CopyInto(cast, home);
+            Master?.Dispose();
+            Master = home;
+        }
+
+        /// <summary>Moves buffer <paramref name="name"/> into <paramref name="home"/> (this state takes ownership): the current
+        /// buffer's values, or zeros when there is none (only when <paramref name="create"/>, else home is left as it is and
+        /// not registered; the caller disposes it).</summary>
+        internal bool MoveBuffer(string name, Tensor home, bool create)
+        {
+            if (_buffers.Remove(name, out var old))
+            {
+                Op.CopyInto(old, home);
+                old.Dispose();
+            }
+            else if (!create) return false;
+            _buffers[name] = home;
+            return true;
+        }
 
         /// <summary>Sets a buffer to a float32 copy of <paramref name="value"/> on this parameter's device.</summary>
         public void SetBuffer(string name, Tensor value)

@@ -1,6 +1,7 @@
 using Osprey.Core.Backends;
 using Osprey.Core.Ops;
 using Osprey.Core.Tensors;
+using Osprey.Cuda.Training;
 
 namespace Osprey.Detection.Training.Optim;
 
@@ -27,6 +28,19 @@ public sealed class Sgd : Optimizer
     protected override string Name => "sgd";
 
     protected override bool AcceptsBuffer(string name) => name == "momentum";
+
+    private protected override string[]? MultiTensorBuffers => Options.Momentum != 0 ? ["momentum"] : [];
+
+    private protected override void LaunchMultiTensor(OptimizerKernels kernels, in MultiTensorLaunch l)
+    {
+        var o = Options;
+        var h = new OptHyper
+        {
+            Lr = (float)LearningRate, WeightDecay = o.WeightDecay != 0 ? (float)o.WeightDecay : 0f, Momentum = o.Momentum != 0 ? (float)o.Momentum : 0f,
+            OneMinusDampening = (float)(1 - o.Dampening), Nesterov = o.Nesterov ? 1 : 0, SkipOnInf = l.SkipOnInf,
+        };
+        kernels.Sgd(l.Entries, l.Chunks, l.ChunkCount, l.Masters, l.Buffer0, l.Status, h);
+    }
 
     protected override Tensor Update(ParamState state, Tensor param, Tensor grad, int index)
     {
