@@ -25,7 +25,7 @@ using Osprey.Bench;
 //   gpu-infer --arch A --weights W.pth --images RAW.u8 [--batch N] [--height H] [--width W] [--runs N] [--torch FILE]:
 //       end-to-end detection images/s from a decoded batch on the GPU (bench/gpu/run-infer.sh runs it with
 //       bench/gpu/infer_bench.py, the torchvision side, in the same call).
-//   train-ddp [--arch A] [--size S] [--per-gpu B] [--warmup N] [--iters N] [--gpus 1,2] [--json FILE]: data-parallel training
+//   train-ddp [--arch A] [--size S] [--per-gpu B] [--precision fp32,amp] [--warmup N] [--iters N] [--gpus 1,2] [--json FILE]: data-parallel training
 //       images/s on 1, 2, ... GPUs at the same per-GPU batch (NCCL all-reduce) and the scaling efficiency.
 //   engine-profile [--arch A] [--size H [W]] [--batch N] [--precision fp16|fp32] [--runs R] [--out FILE]: per-node GPU time of a
 //       detector engine (seeded weights; convolution algorithms measured, stored, re-read and pinned), per op kind, TFLOP/s.
