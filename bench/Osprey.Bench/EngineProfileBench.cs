@@ -27,7 +27,7 @@ namespace Osprey.Bench;
 /// </summary>
 internal static class EngineProfileBench
 {
-    private sealed record Options(string Arch, int Batch, int H, int W, DType Precision, int Runs, string? Out, string? Data, float? Score);
+    private sealed record Options(string Arch, int Batch, int H, int W, DType Precision, int Runs, string? Out, string? Data, float? Score, int? PadInput);
 
     private static Options? Parse(string[] args, string mode)
     {
@@ -37,6 +37,7 @@ internal static class EngineProfileBench
         var precision = DType.Float16;
         string? output = null, data = null;
         float? score = null;
+        int? padInput = null;
         for (int i = 0; i < args.Length; i++)
         {
             string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{mode}: {args[i]} needs a value");
@@ -53,6 +54,7 @@ internal static class EngineProfileBench
                 case "--out": output = Next(); break;
                 case "--data": data = Next(); break;
                 case "--score-threshold": score = float.Parse(Next(), CultureInfo.InvariantCulture); break;
+                case "--pad-input": padInput = Int(); break;
                 default:
                     Console.Error.WriteLine($"{mode}: unknown option '{args[i]}'");
                     return null;
@@ -60,7 +62,7 @@ internal static class EngineProfileBench
         }
         var a = Architectures.Get(arch);
         int h = size is [var s0, ..] ? s0 : a.Resize.MinSize, w = size is [_, var s1] ? s1 : h;
-        return new Options(a.Name, batch, h, w, precision, runs, output, data, score);
+        return new Options(a.Name, batch, h, w, precision, runs, output, data, score, padInput);
     }
 
     private static CudaBackend Gpu()
@@ -77,7 +79,7 @@ internal static class EngineProfileBench
         var spec = new DetectorEngineSpec(arch.Name, o.Batch, o.H, o.W, precision, post);
         spec.Validate();
         using var weights = SeededWeights.For(arch);
-        return DetectorEngines.Build(spec, weights, "seeded");
+        return DetectorEngines.Build(spec, weights, "seeded", inputChannelMultiple: o.PadInput);
     }
 
     public static int Profile(string[] args)
@@ -100,7 +102,8 @@ internal static class EngineProfileBench
         using var exec = new Executor(loaded, gpu);
         double loadS = clock.Elapsed.TotalSeconds;
         var profile = EngineProfiler.Profile(exec, o.Runs);
-        string title = $"{o.Arch} {o.H}x{o.W} batch {o.Batch} {(o.Precision == DType.Float16 ? "fp16" : "fp32")} on {gpu.Info.Name}";
+        int inputChannels = graph.Inputs.Single(v => v.Name == "images").Shape[1];
+        string title = $"{o.Arch} {o.H}x{o.W} batch {o.Batch} {(o.Precision == DType.Float16 ? "fp16" : "fp32")}, {inputChannels} input channels, on {gpu.Info.Name}";
         string report = profile.Format(title, EngineProfiler.H100SxmFp16DenseTflops)
             + $"\nbuild {buildS:F1} s; algorithm measurement {tuneS:F1} s ({tuning.Convolutions} convolutions, {tuning.Distinct} distinct choices, " +
               $"largest workspace {tuning.MaxWorkspaceBytes / 1048576.0:F1} MiB); engine file {file.Length / 1048576.0:F1} MiB with {stored} stored algorithms " +

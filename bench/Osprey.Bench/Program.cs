@@ -20,15 +20,16 @@ using Osprey.Bench;
 //       loss, backward and optimiser (wall and CPU ms per step): where the demo's time goes.
 //   gpu-detect [--dir DIR] [--reps N]: GPU post-processing (decode + top-k + NMS) of a 64-image SSD300 batch and a
 //       16-image RetinaNet 800x800 batch; writes the SSD inputs to DIR for bench/gpu/detect_bench.py (torchvision).
-//   gpu-train --arch A --batch N --size S [--precision amp|bf16|fp32] [--warmup N] [--steps N] [--json FILE]: training
+//   gpu-train --arch A --batch N --size S [--precision amp|bf16|fp32] [--warmup N] [--steps N] [--json FILE] [--profile N]: training
 //       images/s of Trainer.Step on the GPU (bench/gpu/run-train.sh runs it beside bench/gpu/train_bench.py, torchvision).
 //   gpu-infer --arch A --weights W.pth --images RAW.u8 [--batch N] [--height H] [--width W] [--runs N] [--torch FILE]:
 //       end-to-end detection images/s from a decoded batch on the GPU (bench/gpu/run-infer.sh runs it with
 //       bench/gpu/infer_bench.py, the torchvision side, in the same call).
 //   train-ddp [--arch A] [--size S] [--per-gpu B] [--precision fp32,amp] [--warmup N] [--iters N] [--gpus 1,2] [--json FILE]: data-parallel training
 //       images/s on 1, 2, ... GPUs at the same per-GPU batch (NCCL all-reduce) and the scaling efficiency.
-//   engine-profile [--arch A] [--size H [W]] [--batch N] [--precision fp16|fp32] [--runs R] [--out FILE]: per-node GPU time of a
-//       detector engine (seeded weights; convolution algorithms measured, stored, re-read and pinned), per op kind, TFLOP/s.
+//   engine-profile [--arch A] [--size H [W]] [--batch N] [--precision fp16|fp32] [--runs R] [--pad-input M] [--out FILE]: per-node
+//       GPU time of a detector engine (seeded weights; convolution algorithms measured, stored, re-read and pinned), per op kind,
+//       TFLOP/s; --pad-input: the multiple the image channels are zero-padded to (0: none, the default; cuDNN's fastest for 3->64 is 4).
 //   engine-accuracy --data COCO128 [--arch A] [--size H [W]] [--batch N] [--score-threshold S] [--out FILE]: fp32 vs fp16
 //       engines over coco128: mAP of each, the difference, detection match rate.
 return args.FirstOrDefault() switch

@@ -48,6 +48,7 @@ def main():
     ap.add_argument("--precision", default="amp", choices=["amp", "bf16", "fp32"])
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--profile", type=int, default=0)
     a = ap.parse_args()
     torch.backends.cudnn.benchmark = True
     dev = torch.device("cuda")
@@ -89,6 +90,54 @@ def main():
                       "steps": a.steps, "seconds": dt, "images_per_s": a.batch * a.steps / dt, "ms_per_step": 1000 * dt / a.steps,
                       "last_loss": last, "torch": torch.__version__,
                       "max_mem_gib": torch.cuda.max_memory_allocated() / 2**30}))
+    if a.profile > 0:
+        profile(a, model, images, tg, opt, scaler, params, dtype, half, dt / a.steps)
+
+
+def profile(a, model, images, tg, opt, scaler, params, dtype, half, step_s):
+    phases = {"forward+loss": 0.0, "backward": 0.0, "optimizer": 0.0}
+    for _ in range(a.profile):
+        torch.cuda.synchronize()
+        t = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        with torch.autocast("cuda", dtype=dtype, enabled=half):
+            losses = model(images, tg)
+            loss = sum(losses.values())
+        torch.cuda.synchronize(); u = time.perf_counter(); phases["forward+loss"] += (u - t) * 1000 / a.profile; t = u
+        scaler.scale(loss).backward()
+        torch.cuda.synchronize(); u = time.perf_counter(); phases["backward"] += (u - t) * 1000 / a.profile; t = u
+        scaler.unscale_(opt)
+        torch.nn.utils.clip_grad_norm_(params, 10.0)
+        scaler.step(opt)
+        scaler.update()
+        loss.item()
+        torch.cuda.synchronize(); u = time.perf_counter(); phases["optimizer"] += (u - t) * 1000 / a.profile
+    print(f"torch step profile: {a.arch} batch {a.batch} size {a.size} {a.precision}, {a.profile} steps, synchronising timers (ms/step); "
+          f"free-running {1000 * step_s:.2f} ms/step")
+    for k, v in phases.items():
+        print(f"| {k} | {v:.2f} |")
+    from torch.profiler import profile as tprof, ProfilerActivity
+    with tprof(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        for _ in range(a.profile):
+            opt.zero_grad(set_to_none=True)
+            with torch.autocast("cuda", dtype=dtype, enabled=half):
+                losses = model(images, tg)
+                loss = sum(losses.values())
+            scaler.scale(loss).backward()
+            scaler.unscale_(opt)
+            torch.nn.utils.clip_grad_norm_(params, 10.0)
+            scaler.step(opt)
+            scaler.update()
+            loss.item()
+        torch.cuda.synchronize()
+    ka = prof.key_averages()
+    counts = {}
+    for e in ka:
+        if e.key in ("cudaLaunchKernel", "cudaLaunchKernelExC", "cuLaunchKernel", "cudaStreamSynchronize", "cudaDeviceSynchronize",
+                     "cudaMemcpyAsync", "cudaEventSynchronize", "cudaStreamWaitEvent"):
+            counts[e.key] = e.count / a.profile
+    print("torch per step:", ", ".join(f"{k} {v:.0f}" for k, v in sorted(counts.items())))
+    print(ka.table(sort_by="cuda_time_total", row_limit=22, max_name_column_width=60))
 
 
 if __name__ == "__main__":

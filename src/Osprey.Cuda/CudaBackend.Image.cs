@@ -9,6 +9,7 @@ namespace Osprey.Cuda;
 public sealed partial class CudaBackend
 {
     private static readonly string[] s_pool = NamesByDType("pool2d_");
+    private static readonly string[] s_poolVec = NamesByDType("pool2d_nhwc_vec_");
     private static readonly string[] s_resize = NamesByDType("resize_");
 
     /// <summary>The struct Geo of Kernels/image.cu: sizes, y's memory order, and both tensors' strides.</summary>
@@ -32,9 +33,24 @@ public sealed partial class CudaBackend
         long n = y.Numel;
         if (n == 0) return;
         _context.MakeCurrent();
+        int lanes = 16 / x.DType.SizeOf();
+        if (PoolVectorised(x, y, lanes))
+        {
+            Launch.Kernel(Fn("image", s_poolVec[(int)x.DType]), GridFor(n / lanes), Block, 0, Stream, Ptr(x), Ptr(y), Geo.Of(x, y),
+                p.KernelH, p.KernelW, p.StrideH, p.StrideW, p.PadH, p.PadW, kind == PoolKind.Max ? 0 : 1, p.CountIncludePad ? 1 : 0);
+            return;
+        }
         Launch.Kernel(Fn("image", s_pool[(int)x.DType]), GridFor(n), Block, 0, Stream, Ptr(x), Ptr(y), Geo.Of(x, y),
             p.KernelH, p.KernelW, p.StrideH, p.StrideW, p.PadH, p.PadW, kind == PoolKind.Max ? 0 : 1, p.CountIncludePad ? 1 : 0);
     }
+
+    /// <summary>
+    /// The 16-byte channels-last kernel applies when x and y are dense channels-last, C is a multiple of the lanes per
+    /// 16 bytes (8 for 16-bit floats, 4 for float32) and both start 16-byte aligned; otherwise the strided kernel runs.
+    /// </summary>
+    internal static bool PoolVectorised(Tensor x, Tensor y, int lanes) =>
+        x.Shape[1] % lanes == 0 && x.IsContiguous(MemoryFormat.ChannelsLast) && y.IsContiguous(MemoryFormat.ChannelsLast)
+        && Aligned16(x) && Aligned16(y);
 
     public void Resize(ResizeMode mode, Tensor x, Tensor y)
     {

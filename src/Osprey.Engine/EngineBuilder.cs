@@ -4,8 +4,11 @@ using Osprey.Engine.Passes;
 
 namespace Osprey.Engine;
 
-/// <summary>How an engine is built: precision, and whether activations must be NHWC.</summary>
-public sealed record BuildOptions(DType Precision = DType.Float32, bool RequireChannelsLast = true)
+/// <summary>
+/// How an engine is built: precision, whether activations must be NHWC, and the multiple the channels of inputs read only
+/// by convolutions are zero-padded to (0: none; see <see cref="PadInputChannels"/>).
+/// </summary>
+public sealed record BuildOptions(DType Precision = DType.Float32, bool RequireChannelsLast = true, int InputChannelMultiple = 0)
 {
     public static readonly BuildOptions Default = new();
 }
@@ -15,7 +18,8 @@ public static class EngineBuilder
 {
     /// <summary>
     /// dead code, constant folding (weight re-layouts), copy elimination, batch-norm folding, conv bias / residual /
-    /// activation fusion, NHWC check, precision assignment, then constant folding again (weight casts) and dead code.
+    /// activation fusion, NHWC check, input channel padding (when asked), precision assignment, then constant folding
+    /// again (weight casts) and dead code.
     /// </summary>
     public static IReadOnlyList<IGraphPass> StandardPasses(BuildOptions options)
     {
@@ -32,6 +36,11 @@ public static class EngineBuilder
             new DeadCodeElimination(),
         };
         if (options.RequireChannelsLast) passes.Add(new RequireChannelsLast());
+        if (options.InputChannelMultiple > 0)
+        {
+            passes.Add(new PadInputChannels(options.InputChannelMultiple));
+            passes.Add(new DeadCodeElimination());
+        }
         if (options.Precision != DType.Float32)
         {
             passes.Add(new AssignPrecision(options.Precision));

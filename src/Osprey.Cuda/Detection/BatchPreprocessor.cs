@@ -16,13 +16,19 @@ public readonly record struct PreprocessImage(long Offset, int Height, int Width
 /// pixels and per-image descriptors to the device in ONE copy and one kernel normalises, resizes (bilinear,
 /// align_corners=False) and zero-pads them into the batch tensor, NCHW or NHWC (the output's strides), float32
 /// or float16. Buffers grow to the largest batch seen and are reused; the host waits only when it refills the
-/// staging buffer while the previous batch's copy is still in flight. One instance per thread.
+/// staging buffer while the previous batch's copy is still in flight. The upload runs on the preprocessor's own
+/// copy stream (after the previous batch's kernel has read the device buffer), and the kernel on the caller's
+/// stream waits for it, so an upload overlaps whatever the caller's stream is still running (the previous batch's
+/// network). One instance per thread.
 /// </summary>
 public sealed unsafe class BatchPreprocessor : IDisposable
 {
     private const int DescriptorBytes = 24;
     private readonly CudaBackend _backend;
     private readonly CudaEvent _copied = new(timing: false);
+    private readonly CudaEvent _consumed = new(timing: false);
+    private readonly CudaStream _copyStream;
+    private bool _consumedRecorded;
     private nint _host;
     private long _hostBytes;
     private DeviceBuffer? _device;
@@ -34,6 +40,8 @@ public sealed unsafe class BatchPreprocessor : IDisposable
         ArgumentNullException.ThrowIfNull(backend);
         _backend = backend;
         if (Marshal.SizeOf<PreprocessImage>() != DescriptorBytes) throw new InvalidOperationException("PreprocessImage layout changed");
+        _backend.MakeCurrent();
+        _copyStream = new CudaStream();
     }
 
     /// <summary>Page-locked room for <paramref name="pixelBytes"/> bytes of packed pixels (valid until the next call).</summary>
@@ -72,10 +80,13 @@ public sealed unsafe class BatchPreprocessor : IDisposable
             _device?.Dispose();
             _device = _backend.AllocateWorkspace(Math.Max(total, (_device?.Bytes ?? 0) * 3 / 2));
         }
-        CuDriver.Check(CuDriver.cuMemcpyHtoDAsync(_device.Pointer, (void*)_host, (nuint)total, _backend.Stream.Handle), "cuMemcpyHtoDAsync(preprocess batch)");
-        _copied.Record(_backend.Stream);
+        // the device buffer is rewritten only after the previous kernel (on the caller's stream) has read it
+        if (_consumedRecorded) _copyStream.Wait(_consumed);
+        CuDriver.Check(CuDriver.cuMemcpyHtoDAsync(_device.Pointer, (void*)_host, (nuint)total, _copyStream.Handle), "cuMemcpyHtoDAsync(preprocess batch)");
+        _copied.Record(_copyStream);
         _pending = true;
         _residentBytes = total;
+        _backend.Stream.Wait(_copied);
         LaunchKernel(descAt, images.Length, output, mean, std);
     }
 
@@ -106,6 +117,8 @@ public sealed unsafe class BatchPreprocessor : IDisposable
         string kernel = output.DType == DType.Float16 ? "preprocess_f16" : "preprocess_f32";
         Launch.Kernel(_backend.Fn("preprocess", kernel), _backend.GridFor(work), 256, 0, _backend.Stream,
             _device!.Pointer, _device.Pointer + (ulong)descAt, (ulong)output.DataPointer, p);
+        _consumed.Record(_backend.Stream);
+        _consumedRecorded = true;
     }
 
     private void Validate(long pixelBytes, ReadOnlySpan<PreprocessImage> images, Tensor output, ReadOnlySpan<float> mean, ReadOnlySpan<float> std)
@@ -133,7 +146,11 @@ public sealed unsafe class BatchPreprocessor : IDisposable
     {
         if (_pending) _copied.Synchronize();
         _pending = false;
+        if (_consumedRecorded) _consumed.Synchronize();
+        _consumedRecorded = false;
+        _copyStream.Dispose();
         _copied.Dispose();
+        _consumed.Dispose();
         _device?.Dispose();
         _device = null;
         if (_host != 0) CuDriver.cuMemFreeHost(_host);

@@ -68,6 +68,78 @@ __device__ void pool2d(const T* __restrict__ x, T* __restrict__ y, Geo g, int kh
     }
 }
 
+// Channels-last pooling, vectorised: x [N, H, W, C] and y [N, OH, OW, C] dense, C a multiple of V, both 16-byte
+// aligned. One thread per output pixel and group of V channels loads 16 bytes (V = 8 fp16/bf16, 4 fp32) per window
+// tap, so every access is a full 16-byte transaction. The same window and divisor rules as pool2d, per lane.
+template <typename T>
+__device__ void pool2d_nhwc_vec(const T* __restrict__ x, T* __restrict__ y, Geo g, int kh, int kw, int sh, int sw, int ph, int pw, int kind, int countPad)
+{
+    typedef Num<T> N;
+    const int V = 16 / (int)sizeof(T);
+    typedef Pack<T> P;
+    int cg = g.c / V;
+    i64 total = (i64)g.n * g.oh * g.ow * cg;
+    bool small = total < 0xffffffffLL;
+    for (i64 i = global_id(); i < total; i += grid_size())
+    {
+        int c, ox, oy, n;
+        if (small)
+        {
+            unsigned u = (unsigned)i;
+            c = (int)(u % (unsigned)cg); u /= (unsigned)cg; ox = (int)(u % (unsigned)g.ow); u /= (unsigned)g.ow;
+            oy = (int)(u % (unsigned)g.oh); n = (int)(u / (unsigned)g.oh);
+        }
+        else
+        {
+            i64 u = i;
+            c = (int)(u % cg); u /= cg; ox = (int)(u % g.ow); u /= g.ow; oy = (int)(u % g.oh); n = (int)(u / g.oh);
+        }
+        const P* xb = (const P*)(x + (i64)n * g.h * g.w * g.c) + c;
+        int h0 = oy * sh - ph, w0 = ox * sw - pw;
+        float r[16 / sizeof(T)];
+        int div = 1;
+        if (kind == 0)
+        {
+#pragma unroll
+            for (int e = 0; e < V; e++) r[e] = -__int_as_float(0x7f800000);
+            int h1 = min(h0 + kh, g.h), w1 = min(w0 + kw, g.w);
+            h0 = max(h0, 0); w0 = max(w0, 0);
+            for (int yy = h0; yy < h1; yy++)
+                for (int xx = w0; xx < w1; xx++)
+                {
+                    P v = xb[((i64)yy * g.w + xx) * cg];
+#pragma unroll
+                    for (int e = 0; e < V; e++)
+                    {
+                        float f = N::to(v.v[e]);
+                        if (f > r[e] || is_nan(f)) r[e] = f;
+                    }
+                }
+        }
+        else
+        {
+#pragma unroll
+            for (int e = 0; e < V; e++) r[e] = 0.f;
+            int h1 = min(h0 + kh, g.h + ph), w1 = min(w0 + kw, g.w + pw);
+            int poolSize = (h1 - h0) * (w1 - w0);
+            h0 = max(h0, 0); w0 = max(w0, 0);
+            h1 = min(h1, g.h); w1 = min(w1, g.w);
+            for (int yy = h0; yy < h1; yy++)
+                for (int xx = w0; xx < w1; xx++)
+                {
+                    P v = xb[((i64)yy * g.w + xx) * cg];
+#pragma unroll
+                    for (int e = 0; e < V; e++) r[e] += N::to(v.v[e]);
+                }
+            div = countPad ? poolSize : (h1 - h0) * (w1 - w0);
+        }
+        P o;
+#pragma unroll
+        for (int e = 0; e < V; e++) o.v[e] = N::from(kind == 0 ? r[e] : r[e] / (float)div);
+        ((P*)y)[(((i64)n * g.oh + oy) * g.ow + ox) * cg + c] = o;
+    }
+}
+
 // Source coordinate scale as PyTorch computes it for align_corners=False: in / out, in float.
 __device__ __forceinline__ float area_scale(int in, int out) { return (float)in / (float)out; }
 
@@ -108,5 +180,7 @@ __device__ void resize(const T* __restrict__ x, T* __restrict__ y, Geo g, int mo
 #define IMAGE(T, S) \
     extern "C" __global__ void pool2d_##S(const T* x, T* y, Geo g, int kh, int kw, int sh, int sw, int ph, int pw, int kind, int countPad) \
     { pool2d<T>(x, y, g, kh, kw, sh, sw, ph, pw, kind, countPad); } \
+    extern "C" __global__ void pool2d_nhwc_vec_##S(const T* x, T* y, Geo g, int kh, int kw, int sh, int sw, int ph, int pw, int kind, int countPad) \
+    { pool2d_nhwc_vec<T>(x, y, g, kh, kw, sh, sw, ph, pw, kind, countPad); } \
     extern "C" __global__ void resize_##S(const T* x, T* y, Geo g, int mode) { resize<T>(x, y, g, mode); }
 FOR_FLOATS(IMAGE)

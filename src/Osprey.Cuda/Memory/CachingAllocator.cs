@@ -198,7 +198,7 @@ public sealed class CachingAllocator : IDisposable
     public void EmptyCache(nint stream)
     {
         _context.MakeCurrent();
-        if (stream != 0) CuDriver.Check(CuDriver.cuStreamSynchronize(stream));
+        if (stream != 0) { Runtime.CudaCounters.CountSync(); CuDriver.Check(CuDriver.cuStreamSynchronize(stream)); }
         lock (_lock)
         {
             foreach (var ((_, bin), list) in _free)

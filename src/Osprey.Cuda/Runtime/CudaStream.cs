@@ -17,7 +17,11 @@ public sealed class CudaStream : IDisposable
     public nint Handle => _handle;
 
     /// <summary>Blocks the host until the stream's queued work is done.</summary>
-    public void Synchronize() => CuDriver.Check(CuDriver.cuStreamSynchronize(_handle));
+    public void Synchronize()
+    {
+        CudaCounters.CountSync();
+        CuDriver.Check(CuDriver.cuStreamSynchronize(_handle));
+    }
 
     /// <summary>Makes later work on this stream wait for an event recorded elsewhere (no host block).</summary>
     public void Wait(CudaEvent e)
@@ -54,7 +58,11 @@ public sealed class CudaEvent : IDisposable
     }
 
     /// <summary>Blocks the host until the event has happened.</summary>
-    public void Synchronize() => CuDriver.Check(CuDriver.cuEventSynchronize(_handle));
+    public void Synchronize()
+    {
+        CudaCounters.CountSync();
+        CuDriver.Check(CuDriver.cuEventSynchronize(_handle));
+    }
 
     /// <summary>Milliseconds between two recorded, completed events.</summary>
     public static float Elapsed(CudaEvent start, CudaEvent end)

@@ -20,6 +20,7 @@ public static unsafe class Launch
     private static void Go(nint function, Dim3 grid, Dim3 block, uint sharedBytes, CudaStream stream, void** args)
     {
         if (grid.X == 0 || grid.Y == 0 || grid.Z == 0) return;
+        CudaCounters.CountLaunch();
         CuDriver.Check(CuDriver.cuLaunchKernel(function, grid.X, grid.Y, grid.Z, block.X, block.Y, block.Z, sharedBytes, stream.Handle, args, null));
     }
 

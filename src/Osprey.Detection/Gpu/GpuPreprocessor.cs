@@ -1,4 +1,5 @@
 using Osprey.Core.Backends;
+using Osprey.Core.Cpu;
 using Osprey.Core.Tensors;
 using Osprey.Cuda;
 using Osprey.Cuda.Detection;
@@ -14,10 +15,17 @@ namespace Osprey.Detection.Gpu;
 /// The batch tensor comes out in the network's layout and precision (NCHW or channels-last, float32 or float16).
 /// Not thread-safe.
 /// </summary>
-public sealed class GpuPreprocessor : IDisposable
+public sealed unsafe class GpuPreprocessor : IDisposable
 {
+    /// <summary>Bytes of pixels per piece of the parallel staging copy, and the batch size below which one thread copies.</summary>
+    private const long PieceBytes = 1 << 20, ParallelBytes = 4L << 20;
+
     private readonly BatchPreprocessor _kernel;
     private readonly PreprocessImage[] _descriptors = new PreprocessImage[4096];
+    private readonly Action<int> _copyPiece;
+    private IReadOnlyList<RgbImage>? _copyImages;
+    private byte* _copyTo;
+    private long _copyBytes;
 
     public GpuPreprocessor(ResizePolicy resize, Normalization normalization, Device device, DType dtype, MemoryFormat format)
     {
@@ -33,6 +41,7 @@ public sealed class GpuPreprocessor : IDisposable
         DType = dtype;
         Format = format;
         _kernel = new BatchPreprocessor((CudaBackend)BackendRegistry.Get(device));
+        _copyPiece = CopyPiece;
     }
 
     public ResizePolicy Resize { get; }
@@ -64,12 +73,7 @@ public sealed class GpuPreprocessor : IDisposable
             maxH = Math.Max(maxH, h);
             maxW = Math.Max(maxW, w);
         }
-        if (!resident)
-        {
-            var staged = _kernel.Stage(bytes);
-            for (int i = 0; i < images.Count; i++)
-                images[i].Pixels.CopyTo(staged.Slice((int)_descriptors[i].Offset, images[i].Pixels.Length));
-        }
+        if (!resident) StageAll(images, bytes);
         var batch = Tensor.Empty(new Shape(images.Count, 3, Resize.Padded(maxH), Resize.Padded(maxW)), DType, Device, Format);
         try
         {
@@ -82,6 +86,60 @@ public sealed class GpuPreprocessor : IDisposable
             throw;
         }
         return new ImageBatch(batch, sizes, original);
+    }
+
+    /// <summary>
+    /// Copies the decoded pixels into the page-locked staging buffer, packed in descriptor order. Large batches are
+    /// copied in 1 MiB pieces by all cores (one thread copies about 5 to 10 GB/s into pinned memory: 59 MB per batch
+    /// of 64 640x480 images would otherwise take longer than the network on the GPU).
+    /// </summary>
+    private void StageAll(IReadOnlyList<RgbImage> images, long bytes)
+    {
+        var staged = _kernel.Stage(bytes);
+        if (bytes < ParallelBytes || Environment.ProcessorCount == 1)
+        {
+            for (int i = 0; i < images.Count; i++)
+                images[i].Pixels.CopyTo(staged.Slice((int)_descriptors[i].Offset, images[i].Pixels.Length));
+            return;
+        }
+        fixed (byte* to = staged)
+        {
+            _copyImages = images;
+            _copyTo = to;
+            _copyBytes = bytes;
+            try
+            {
+                Parallel2.ForEach((int)((bytes + PieceBytes - 1) / PieceBytes), _copyPiece);
+            }
+            finally
+            {
+                _copyImages = null;
+                _copyTo = null;
+            }
+        }
+    }
+
+    /// <summary>Piece <paramref name="piece"/> of the packed staging bytes: the parts of the images it overlaps.</summary>
+    private void CopyPiece(int piece)
+    {
+        var images = _copyImages!;
+        long lo = piece * PieceBytes, hi = Math.Min(lo + PieceBytes, _copyBytes);
+        // the last image starting at or before lo (offsets ascend)
+        int a = 0, b = images.Count - 1;
+        while (a < b)
+        {
+            int m = (a + b + 1) / 2;
+            if (_descriptors[m].Offset <= lo) a = m;
+            else b = m - 1;
+        }
+        for (int i = a; i < images.Count && _descriptors[i].Offset < hi; i++)
+        {
+            var px = images[i].Pixels;
+            long start = _descriptors[i].Offset;
+            long from = Math.Max(lo, start), to = Math.Min(hi, start + px.Length);
+            if (to <= from) continue;
+            px.AsSpan((int)(from - start), (int)(to - from)).CopyTo(new Span<byte>(_copyTo + from, (int)(to - from)));
+        }
     }
 
     public void Dispose() => _kernel.Dispose();

@@ -114,6 +114,10 @@ public sealed class EngineDetector : IDisposable
         try
         {
             _exec = new Executor(graph, backend, weights: _weights);
+            // an input padded beyond 3 channels (PadInputChannels) has zero filters for the added channels, which must
+            // hold zeros (not NaN/Inf): zeroed once here; the input's bytes are never shared, and loads write channels 0-2
+            var images = _exec.Input("images");
+            if (images.Shape[1] != 3) backend.Fill(images, 0);
             _zeros = Tensor.Zeros(new Shape(1, 3, Spec.Height, Spec.Width), DType.Float32, device);
             if (device.Type == DeviceType.Cuda)
             {
@@ -201,7 +205,7 @@ public sealed class EngineDetector : IDisposable
         if (n > MaxBatch || h > Spec.Height || w > Spec.Width || x.Shape[1] != 3)
             throw new ArgumentException($"engine: batch {x.Shape} does not fit the engine input [{MaxBatch}, 3, {Spec.Height}, {Spec.Width}]");
         using var scope = Scope();
-        var input = _exec.Input("images");
+        using var input = _exec.Input("images").Slice(1, 0, 3);   // the image channels (the padded ones stay zero)
         if (h < Spec.Height || w < Spec.Width)
             for (int i = 0; i < n; i++)
             {

@@ -7,7 +7,8 @@ using Osprey.Tests.Support;
 namespace Osprey.Tests.Training;
 
 /// <summary>The device paths of the training pieces on a CUDA GPU (skipped without one): optimiser steps against torch's
-/// goldens with parameters, gradients and state on the GPU, and the op-composed focal loss against the host loss.</summary>
+/// goldens with parameters, gradients and state on the GPU, and the op-composed focal loss (focalOnDevice: true; DeviceLossGpuTests
+/// covers the fused device loss) against the host loss.</summary>
 public class TrainingGpuTests
 {
     [GpuFact] public void Sgd_on_the_gpu_matches_torch() => OptimizerTests.Run("sgd", DType.Float32, 2e-6, 1e-5, Gpu.Device);
@@ -25,7 +26,7 @@ public class TrainingGpuTests
         using var gc = Tensor.FromSpan<float>(cls, new Shape(n, a, k), Gpu.Device);
         using var gr = Tensor.FromSpan<float>(reg, new Shape(n, a, 4), Gpu.Device);
         using var host = HeadLoss.RetinaNet(hc, hr, anchors, targets, RetinaNetLossOptions.Torchvision);
-        using var gpu = HeadLoss.RetinaNet(gc, gr, anchors, targets, RetinaNetLossOptions.Torchvision);
+        using var gpu = HeadLoss.RetinaNet(gc, gr, anchors, targets, RetinaNetLossOptions.Torchvision, focalOnDevice: true);
         Assert.Equal(Gpu.Device, gpu.ClassGrad.Device);
         Assert.Equal(Gpu.Device, gpu.BoxGrad.Device);
         Assert.Equal(host.Loss.Classification, gpu.Loss.Classification, 1e-5 * host.Loss.Classification);

@@ -14,10 +14,11 @@ namespace Osprey.Detection.Training.Loop;
 /// background, so labels (COCO category ids) must be at least 1. The L2Norm scale trains with the convolutions
 /// (<see cref="DetectionModel.ExtraParameters"/>).
 /// </summary>
-public sealed class SsdTraining
+public sealed class SsdTraining : IDisposable
 {
     private readonly DefaultBoxGenerator _boxes = DefaultBoxGenerator.Ssd300();
     private readonly Dictionary<(ImageSize, int), float[]> _cache = [];
+    private readonly Dictionary<(ImageSize, int), Tensor> _device = [];
 
     /// <summary>Refuses options SSD cannot follow (jitter: the input is always 300x300).</summary>
     public static void Check(TrainOptions options)
@@ -33,8 +34,9 @@ public sealed class SsdTraining
         return new Preprocessor(arch.Resize, arch.Normalization, device);
     }
 
-    /// <summary>The loss and the head-output gradients (times <paramref name="gradScale"/>) for one batch.</summary>
-    public HeadLossResult Loss(HeadOutputs heads, ImageSize input, IReadOnlyList<DetectionTarget> targets, double gradScale)
+    /// <summary>The loss and the head-output gradients (times <paramref name="gradScale"/>) for one batch;
+    /// <paramref name="mark"/>: optional profiling marks at the end of each part of the loss (see <see cref="Trainer"/>).</summary>
+    public HeadLossResult Loss(HeadOutputs heads, ImageSize input, IReadOnlyList<DetectionTarget> targets, double gradScale, Action<string>? mark = null)
     {
         ArgumentNullException.ThrowIfNull(heads);
         ArgumentNullException.ThrowIfNull(targets);
@@ -47,6 +49,21 @@ public sealed class SsdTraining
             anchors = _boxes.Generate(input, heads.Grids);
             _cache[key] = anchors;
         }
-        return HeadLoss.Ssd(heads.ClassLogits, heads.BoxRegression, anchors, targets, SsdLossOptions.Torchvision, gradScale);
+        var options = SsdLossOptions.Torchvision;
+        if (!DeviceLoss.Supports(heads.ClassLogits, options))
+            return HeadLoss.Ssd(heads.ClassLogits, heads.BoxRegression, anchors, targets, options, gradScale, mark: mark);
+        if (!_device.TryGetValue(key, out var onDevice))
+        {
+            using (TensorScope.Untracked()) onDevice = Tensor.FromSpan<float>(anchors, new Shape(anchors.Length / 4, 4), heads.ClassLogits.Device);
+            _device[key] = onDevice;
+        }
+        return HeadLoss.Ssd(heads.ClassLogits, heads.BoxRegression, onDevice, targets, options, gradScale, mark);
+    }
+
+    /// <summary>Frees the default boxes held on devices.</summary>
+    public void Dispose()
+    {
+        foreach (var t in _device.Values) t.Dispose();
+        _device.Clear();
     }
 }

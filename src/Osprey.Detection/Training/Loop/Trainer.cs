@@ -30,6 +30,7 @@ public sealed class Trainer : IDisposable
     private readonly Optimizer _optimizer;
     private readonly AnchorGenerator _anchors;
     private readonly Dictionary<(ImageSize, int), float[]> _anchorCache = [];
+    private readonly Dictionary<(ImageSize, int), Tensor> _deviceAnchors = [];
     private readonly MixedPrecision _precision;
     private readonly SsdTraining? _ssd;
 
@@ -193,6 +194,10 @@ public sealed class Trainer : IDisposable
     public Preprocessor Preprocessor(long iteration) => _ssd is not null ? SsdTraining.Preprocessor(Architecture, Options.Device) :
         new(TrainAugmentation.NetworkResize(Options), Architecture.Normalization, Options.Device);
 
+    /// <summary>Step profiling (`Osprey.Bench gpu-train --profile`): called at the end of each phase of <see cref="Step"/> with its
+    /// name (forward, loss.*, backward, optimizer, zero_grad); a profiler synchronises the device there and takes the time.</summary>
+    internal Action<string>? PhaseMark { get; set; }
+
     /// <summary>One optimiser step on a collated batch.</summary>
     public TrainStepResult Step(TrainingBatch batch)
     {
@@ -206,10 +211,13 @@ public sealed class Trainer : IDisposable
             using var tape = new GradTape(_params);
             var input = x.DType == _model.DType ? x : Op.Cast(x, _model.DType);
             using var heads = _model.Forward(input);
+            PhaseMark?.Invoke("forward");
             var size = new ImageSize(x.Shape[2], x.Shape[3]);
-            using var result = _ssd is not null
-                ? _ssd.Loss(heads, size, batch.Targets, _precision.LossScale)
-                : HeadLoss.RetinaNet(heads.ClassLogits, heads.BoxRegression, Anchors(size, heads.Grids), batch.Targets, RetinaNetLossOptions.Torchvision, _precision.LossScale);
+            using var result = _ssd is not null ? _ssd.Loss(heads, size, batch.Targets, _precision.LossScale, PhaseMark) : RetinaNetLoss(heads, size, batch.Targets);
+            // the backward is queued before the loss is read: on the GPU that read (the step's one wait for the device, a
+            // 16-byte download) then overlaps the backward instead of stalling between forward and backward
+            tape.Backward([(heads.ClassLogits, result.ClassGrad), (heads.BoxRegression, result.BoxGrad)]);
+            PhaseMark?.Invoke("backward");
             loss = result.Loss;
             if (!double.IsFinite(loss.Total))
             {
@@ -218,15 +226,16 @@ public sealed class Trainer : IDisposable
                 if (GradientHook is null)
                 {
                     // float16 overflowed in the forward: no usable gradients; skip and back off as torch's scaler would
+                    foreach (var p in _params) p.ZeroGrad();
                     _precision.SkipNonFinite();
                     Iteration++;
                     return new TrainStepResult(Iteration, loss, lr, double.NaN, batch.Targets.Count, Skipped: true);
                 }
-                // data parallel: the other ranks wait in the all-reduce for this rank's gradients; send NaN ones, so that
-                // every rank finds the reduced gradients non-finite and skips this step with the same scale back-off
+                // data parallel: the other ranks wait in the all-reduce for this rank's gradients; send NaN ones (whatever the
+                // backward gave), so that every rank finds the reduced gradients non-finite and skips this step with the same
+                // scale back-off
                 nonFinite = true;
             }
-            else tape.Backward([(heads.ClassLogits, result.ClassGrad), (heads.BoxRegression, result.BoxGrad)]);
         }
         var grads = new Tensor[_params.Count];
         using (TensorScope.Untracked())
@@ -249,9 +258,34 @@ public sealed class Trainer : IDisposable
         {
             if (nonFinite) foreach (var g in grads) g.Dispose();
         }
+        PhaseMark?.Invoke("optimizer");
         foreach (var p in _params) p.ZeroGrad();
+        PhaseMark?.Invoke("zero_grad");
         Iteration++;
         return new TrainStepResult(Iteration, loss, lr, step.GradNorm, batch.Targets.Count, !step.Taken);
+    }
+
+    /// <summary>torchvision's RetinaNet loss: on CUDA all on the device against cached device anchors, elsewhere on the host.</summary>
+    private HeadLossResult RetinaNetLoss(HeadOutputs heads, ImageSize size, IReadOnlyList<DetectionTarget> targets)
+    {
+        var options = RetinaNetLossOptions.Torchvision;
+        if (!DeviceLoss.Supports(heads.ClassLogits, options))
+            return HeadLoss.RetinaNet(heads.ClassLogits, heads.BoxRegression, Anchors(size, heads.Grids), targets, options, _precision.LossScale, mark: PhaseMark);
+        var key = (size, heads.Grids.Length);
+        if (!_deviceAnchors.TryGetValue(key, out var anchors))
+        {
+            var host = Anchors(size, heads.Grids);
+            if (_deviceAnchors.Count > 64) ClearDeviceAnchors();
+            using (TensorScope.Untracked()) anchors = Tensor.FromSpan<float>(host, new Shape(host.Length / 4, 4), heads.ClassLogits.Device);
+            _deviceAnchors[key] = anchors;
+        }
+        return HeadLoss.RetinaNet(heads.ClassLogits, heads.BoxRegression, anchors, targets, options, _precision.LossScale, PhaseMark);
+    }
+
+    private void ClearDeviceAnchors()
+    {
+        foreach (var t in _deviceAnchors.Values) t.Dispose();
+        _deviceAnchors.Clear();
     }
 
     private float[] Anchors(ImageSize size, ImageSize[] grids)
@@ -365,6 +399,8 @@ public sealed class Trainer : IDisposable
     {
         Parallel?.Dispose();
         Parallel = null;
+        ClearDeviceAnchors();
+        _ssd?.Dispose();
         foreach (var p in _params) p.Dispose();
         _optimizer.Dispose();
         _model.Dispose();

@@ -16,7 +16,7 @@ namespace Osprey.Detection.Training.Losses;
 public static class SsdLossOps
 {
     public static HeadLossResult Compute(Tensor classLogits, Tensor boxRegression, ReadOnlySpan<float> anchors,
-        IReadOnlyList<DetectionTarget> targets, SsdLossOptions options, double gradScale)
+        IReadOnlyList<DetectionTarget> targets, SsdLossOptions options, double gradScale, Action<string>? mark = null)
     {
         ArgumentNullException.ThrowIfNull(classLogits);
         ArgumentNullException.ThrowIfNull(boxRegression);
@@ -39,8 +39,9 @@ public static class SsdLossOps
                 labelsAll[i * a + j] = targets[i].Labels[m];
             }
         }
+        mark?.Invoke("loss.match");
         double norm = Math.Max(1, totalFg), scale = 1 / norm;
-        var (clsSum, classGrad) = CrossEntropy(classLogits, labelsAll, n, a, k, options.NegativeToPositive, scale * gradScale);
+        var (clsSum, classGrad) = CrossEntropy(classLogits, labelsAll, n, a, k, options.NegativeToPositive, scale * gradScale, mark);
 
         // smooth L1 on encoded targets over foreground, on the host
         float[] reg = Host(boxRegression);
@@ -64,6 +65,7 @@ public static class SsdLossOps
         try
         {
             boxGrad = Upload(gb, boxRegression);
+            mark?.Invoke("loss.box");
             return new HeadLossResult(new DetectionLoss(clsSum / norm, boxSum / norm), classGrad, boxGrad);
         }
         catch
@@ -76,7 +78,7 @@ public static class SsdLossOps
 
     /// <summary>The cross-entropy sum over the selected anchors (times counted) and its gradient x <paramref name="weightScale"/>,
     /// in the logits' dtype and device.</summary>
-    private static (double Sum, Tensor Grad) CrossEntropy(Tensor classLogits, float[] labelsAll, int n, int a, int k, int negativeToPositive, double weightScale)
+    private static (double Sum, Tensor Grad) CrossEntropy(Tensor classLogits, float[] labelsAll, int n, int a, int k, int negativeToPositive, double weightScale, Action<string>? mark)
     {
         using var scope = new TensorScope();
         var dev = classLogits.Device;
@@ -88,6 +90,7 @@ public static class SsdLossOps
         var logp = Op.LogSoftmax(x, 2);
         var ceDev = Op.Neg(Op.Sum(Op.Mul(logp, t), [2]));
         float[] ce = ceDev.ToArray<float>();
+        mark?.Invoke("loss.ce");
 
         // hard-negative selection per image on the host, as the host loss
         var weights = new float[n * a];
@@ -109,9 +112,12 @@ public static class SsdLossOps
                 weights[i * a + idx] = (float)(times * weightScale);
             }
         }
+        mark?.Invoke("loss.mining");
         var w = Tensor.FromSpan<float>(weights, new Shape(n, a, 1), dev);
         var grad = Op.Mul(Op.Sub(Op.Exp(logp), t), w);
-        return (clsSum, scope.Keep(classLogits.DType == DType.Float32 ? grad : Op.Cast(grad, classLogits.DType)));
+        var kept = scope.Keep(classLogits.DType == DType.Float32 ? grad : Op.Cast(grad, classLogits.DType));
+        mark?.Invoke("loss.grad");
+        return (clsSum, kept);
     }
 
     private static float[] Host(Tensor x)
