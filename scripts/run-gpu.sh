@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs on the GPU host, from a pack built by scripts/pack-gpu.sh (no .NET needed there):
-#   bash PACK/run-gpu.sh [steps...]   steps: info doctor tests bench-core bench-libs bench-detect bench-infer bench-engine bench-ddp bench-train bench-optim profile-engine (default: all but bench-detect, bench-infer and bench-engine, in that order)
+#   bash PACK/run-gpu.sh [steps...]   steps: info doctor tests bench-core bench-libs bench-detect bench-infer bench-engine bench-ddp ddp-nodes bench-train bench-optim profile-engine (default: all but bench-detect, bench-infer and bench-engine, in that order)
 # Unpacks the runtime and the apps, then runs each step with its output under $OUT (default ./gpu-results),
 # eight files at most: info.txt, doctor.txt, tests.txt + tests.xml + tests.html (xunit), bench.md (the
 # benchmark tables: gpu-core, then gpu-libs), bench-raw.tar.gz (raw JSON and logs of both sides), summary.txt.
@@ -67,8 +67,12 @@ for step in "${STEPS[@]}"; do
     # steps both ways, then torch's foreach/fused SGD + GradScaler + clip_grad_norm_ on the same shapes (bench/gpu/optim_bench.py)
     bench-optim) run_step bench-optim bash -c "timeout 300 '$DOTNET_ROOT/dotnet' '$WORK/app/bench/Osprey.Bench.dll' optim-step ${OSPREY_OPTIM_ARGS:-} --json '$RAW/optim.jsonl' 2>&1 | tee -a '$OUT/bench.md'; a=\${PIPESTATUS[0]}; \
         timeout 120 '$PY' '$PACK/bench/gpu/optim_bench.py' '$RAW/optim.jsonl' 2>&1 | tee -a '$OUT/bench.md'; b=\${PIPESTATUS[0]}; exit \$((a | b))" ;;
-    # data-parallel training scaling (issue 7 item 6): images/s on 1 and 2 GPUs at the same per-GPU batch; OSPREY_DDP_ARGS adds options
-    bench-ddp) run_step bench-ddp bash -c "timeout 240 '$DOTNET_ROOT/dotnet' '$WORK/app/bench/Osprey.Bench.dll' train-ddp ${OSPREY_DDP_ARGS:-} --json '$RAW/train-ddp.json' 2>&1 | tee -a '$OUT/bench.md'; exit \${PIPESTATUS[0]}" ;;
+    # data-parallel training scaling (issue 7 item 6): images/s on 1 and 2 GPUs at the same per-GPU batch, fp32 and amp,
+    # Osprey (train-ddp) and torch DDP (torchrun) in the same call, one table (bench/gpu/run-ddp.sh; OSPREY_DDP_* options)
+    bench-ddp) run_step bench-ddp bash -c "bash '$PACK/bench/gpu/run-ddp.sh' '$WORK/app/bench/Osprey.Bench.dll' '$RAW' '$PY' 2>&1 | tee -a '$OUT/bench.md'; exit \${PIPESTATUS[0]}" ;;
+    # multi-node data parallel on one host (issue 7 item 6): two `osprey train` processes, one GPU each, meeting through the
+    # TCP rendezvous, against the one-process 2-GPU run (bench/gpu/two-node.sh; needs OSPREY_SHARED_DIR for coco128)
+    ddp-nodes) run_step ddp-nodes bash -c "bash '$PACK/bench/gpu/two-node.sh' '$WORK/app/osprey/osprey' '$RAW' '$PY' 2>&1 | tee -a '$OUT/bench.md'; exit \${PIPESTATUS[0]}" ;;
     # training images/s (issue 7 item 9): torchvision with torch.amp and Osprey, same model, batch, size and loss, same call
     bench-train) run_step bench-train bash -c "bash '$PACK/bench/gpu/run-train.sh' '$WORK/app/bench/Osprey.Bench.dll' '$RAW' '$PY' 2>&1 | tee -a '$OUT/bench.md'; exit \${PIPESTATUS[0]}" ;;
     # engine profile and accuracy (issue 6 items 2, 7, 8): per-node GPU times of both benchmark engines; fp32 vs fp16 on coco128
@@ -79,7 +83,7 @@ for step in "${STEPS[@]}"; do
           timeout 200 \"\$d\" \"\$dll\" engine-accuracy --data \"\$OSPREY_SHARED_DIR/data/coco128\" --arch \$m --batch 16 --out '$OUT/profile.md' >> '$RAW/accuracy.log' 2>&1 || c=1; done; fi; \
         tail -n 30 '$RAW/profile-ssd300.log' '$RAW/profile-retinanet.log' '$RAW/accuracy.log' 2>/dev/null; cat '$OUT/profile.md' >> '$OUT/bench.md' 2>/dev/null; \
         echo \"engine-profile exit \$a (ssd300), \$b (retinanet); accuracy \$c\"; exit \$((a | b | c))" ;;
-    *) echo "unknown step '$step' (info, doctor, tests, bench-core, bench-libs, bench-detect, bench-infer, bench-engine, bench-ddp, bench-train, bench-optim, profile-engine)" >&2; FAILED=1 ;;
+    *) echo "unknown step '$step' (info, doctor, tests, bench-core, bench-libs, bench-detect, bench-infer, bench-engine, bench-ddp, ddp-nodes, bench-train, bench-optim, profile-engine)" >&2; FAILED=1 ;;
   esac
 done
 

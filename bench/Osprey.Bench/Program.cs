@@ -27,7 +27,7 @@ using Osprey.Bench;
 //       bench/gpu/infer_bench.py, the torchvision side, in the same call).
 //   optim-step [--steps N] [--warmup N] [--train-steps N] [--sets retina,ssd] [--json FILE]: the optimiser phase (amp/fp32,
 //       clip + SGD) on RetinaNet-R50-FPN and SSD300 parameter sets, per-tensor vs multi-tensor kernels, and whole amp steps both ways.
-//   train-ddp [--arch A] [--size S] [--per-gpu B] [--warmup N] [--iters N] [--gpus 1,2] [--json FILE]: data-parallel training
+//   train-ddp [--arch A] [--size S] [--per-gpu B] [--precision fp32,amp] [--warmup N] [--iters N] [--gpus 1,2] [--json FILE]: data-parallel training
 //       images/s on 1, 2, ... GPUs at the same per-GPU batch (NCCL all-reduce) and the scaling efficiency.
 //   engine-profile [--arch A] [--size H [W]] [--batch N] [--precision fp16|fp32] [--runs R] [--pad-input M] [--out FILE]: per-node
 //       GPU time of a detector engine (seeded weights; convolution algorithms measured, stored, re-read and pinned), per op kind,

@@ -206,4 +206,118 @@ public sealed class NcclGpuTests : IDisposable
             foreach (var t in nodeTrainers) t?.Dispose();
         }
     }
+
+    /// <summary>amp on 2 GPUs: each rank has its own loss scaler, kept equal because every rank checks the same all-reduced
+    /// gradients; replicas (float16 weights, FP32 masters, momentum, scale) stay bit-identical; an inf gradient on one rank
+    /// and a non-finite forward on one rank both skip the step on every rank with the same back-off (the second used to
+    /// leave the other rank waiting in the all-reduce forever).</summary>
+    [MultiGpuFact]
+    public async Task AmpOnTwoGpusKeepsOneLossScaleAndSkipsANonFiniteStepOnEveryRank()
+    {
+        var set = SyntheticShapes.Generate(_dir, new SyntheticShapesOptions(Images: 8, MinSize: 64, MaxSize: 128, MaxObjects: 3, Seed: 4, MinObjectSize: 16));
+        var data = new CocoDetectionDataset(set.AnnotationsPath, set.ImageDirectory, new CocoDatasetOptions(LabelMapping.CategoryId, SkipImagesWithoutBoxes: true));
+        var o = DataParallelTests.Options(4, 4, Device.Cuda(0)) with { Resize = 96, MaxSize = 160, Precision = TrainPrecision.Amp };
+        List<(double Loss, bool Skipped)> expected;
+        using (var single = DataParallelTests.NewTrainer(o, data)) expected = single.Run(data).Select(r => (r.Loss.Total, r.Skipped)).ToList();
+        using var dp = DataParallelTests.NewTrainer(o with { Iterations = 8 }, data);
+        dp.EnableDataParallel([Device.Cuda(0), Device.Cuda(1)]);
+        var replicas = dp.Parallel!.Replicas;
+        AssertAmpReplicasIdentical(replicas, "after creation");
+        var got = new List<(double Loss, bool Skipped)>();
+        foreach (var r in dp.Run(data))
+        {
+            got.Add((r.Loss.Total, r.Skipped));
+            AssertAmpReplicasIdentical(replicas, $"after iteration {r.Iteration}");
+            if (r.Iteration == 4) break;
+        }
+        Console.WriteLine($"amp, 2 GPUs vs 1 GPU (loss, skipped): {string.Join(", ", got)} vs {string.Join(", ", expected)}; scale {replicas[0].Precision.Scaler!.Scale}");
+        // the same weights at iteration 1: only float16 rounding (cuDNN picks algorithms per batch size) separates the losses
+        Assert.True(Math.Abs(got[0].Loss - expected[0].Loss) <= 1e-2 * Math.Abs(expected[0].Loss), $"iteration 1: amp loss {got[0].Loss} on 2 GPUs, {expected[0].Loss} on 1");
+        Assert.All(got, g => Assert.True(double.IsFinite(g.Loss), $"amp loss {g.Loss}"));
+
+        // an inf gradient on rank 1 alone: the reduced gradients are inf on both ranks, both skip and halve the scale
+        var samples = Enumerable.Range(0, 4).Select(data.Load).ToArray();
+        float scale = replicas[0].Precision.Scaler!.Scale;
+        long skipped = replicas[0].Precision.Scaler!.Skipped;
+        var before = Weights(replicas[0]);
+        var hook = replicas[1].GradientHook!;
+        replicas[1].GradientHook = g =>
+        {
+            g[0].Backend.Fill(g[0], double.PositiveInfinity);
+            hook(g);
+        };
+        TrainStepResult step;
+        try { step = dp.Parallel.Step(samples); }
+        finally { replicas[1].GradientHook = hook; }
+        Assert.True(step.Skipped, "an inf gradient on rank 1 did not skip rank 0's step");
+        foreach (var t in replicas)
+        {
+            Assert.Equal(scale / 2, t.Precision.Scaler!.Scale);
+            Assert.Equal(skipped + 1, t.Precision.Scaler!.Skipped);
+        }
+        Assert.Equal(before, Weights(replicas[0]));
+        AssertAmpReplicasIdentical(replicas, "after an inf gradient on rank 1");
+
+        // a non-finite forward on rank 1 alone: its float16 class-logit bias set to +inf (its FP32 master is untouched), so
+        // its logits and loss are inf; it must join the all-reduce with NaN gradients, and both ranks skip. (An inf input
+        // image is no way to get there: on the H200 the ReLUs turned the NaNs it made into zeros and the loss came out finite.)
+        int bias = replicas[1].Parameters.ToList().FindIndex(q => q.Name == "head.classification_head.cls_logits.bias");
+        Assert.True(bias >= 0, "no head.classification_head.cls_logits.bias parameter");
+        var poisoned = replicas[1].Parameters[bias].Value;
+        poisoned.Backend.Fill(poisoned, double.PositiveInfinity);
+        var run = Task.Run(() => dp.Parallel.Step(samples));
+        if (await Task.WhenAny(run, Task.Delay(TimeSpan.FromSeconds(120))) != run)
+        {
+            // release the rank stuck in the all-reduce so that later GPU tests can run, then fail
+            typeof(DataParallel).GetMethod("AbortAll", System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance)!.Invoke(dp.Parallel, null);
+            Assert.Fail("rank 0 still waits in the all-reduce for rank 1, whose forward was not finite");
+        }
+        step = await run;
+        using (var good = Op.To(replicas[0].Parameters[bias].Value, Device.Cuda(1))) Op.CopyInto(good, poisoned);
+        // the logged loss is the mean of the ranks' losses: rank 1's is inf
+        Assert.False(double.IsFinite(step.Loss.Total), $"the mean loss {step.Loss.Total} with rank 1's logits at +inf");
+        Assert.True(step.Skipped, "rank 0 did not skip the step rank 1 could not compute");
+        foreach (var t in replicas) Assert.Equal(scale / 4, t.Precision.Scaler!.Scale);
+        Assert.Equal(before, Weights(replicas[0]));
+        AssertAmpReplicasIdentical(replicas, "after a non-finite forward on rank 1");
+
+        // training goes on, in step on both ranks
+        var after = dp.Run(data).ToList();
+        Assert.Equal(8, dp.Iteration);
+        Assert.Contains(after, r => !r.Skipped);
+        AssertAmpReplicasIdentical(replicas, "after iteration 8");
+        Assert.NotEqual(before, Weights(replicas[0]));
+    }
+
+    /// <summary>Every rank's checkpoint form (16-bit weights through their FP32 masters, momentum, iteration, loss scale and growth
+    /// tracker) and 16-bit model weights equal rank 0's bit for bit.</summary>
+    private static void AssertAmpReplicasIdentical(IReadOnlyList<Trainer> replicas, string when)
+    {
+        using var first = replicas[0].ExportWeights(withOptimizer: true);
+        for (int r = 1; r < replicas.Count; r++)
+        {
+            using var other = replicas[r].ExportWeights(withOptimizer: true);
+            Assert.Equal(first.Keys.Order(), other.Keys.Order());
+            foreach (var (key, t) in first.Entries)
+                Assert.True(Floats(t).AsSpan().SequenceEqual(Floats(other[key])), $"{when}: rank {r} differs from rank 0 in {key}");
+            foreach (var (key, v) in first.Metadata) Assert.True(other.Metadata.GetValueOrDefault(key) == v, $"{when}: rank {r} has {key} = {other.Metadata.GetValueOrDefault(key)}, rank 0 {v}");
+            for (int p = 0; p < replicas[0].Parameters.Count; p++)
+                Assert.True(Floats(replicas[0].Parameters[p].Value).AsSpan().SequenceEqual(Floats(replicas[r].Parameters[p].Value)),
+                    $"{when}: rank {r} differs from rank 0 in the {replicas[0].Parameters[p].Value.DType.Name()} model tensor {replicas[0].Parameters[p].Name}");
+        }
+    }
+
+    private static float[] Floats(Tensor t)
+    {
+        using var cpu = Op.To(t, Device.Cpu);
+        using var f = Op.Cast(cpu, DType.Float32);
+        return f.ToArray<float>();
+    }
+
+    /// <summary>Rank 0's exported float32 weights, concatenated in key order.</summary>
+    private static float[] Weights(Trainer t)
+    {
+        using var w = t.ExportWeights();
+        return w.Keys.Order().SelectMany(k => Floats(w[k])).ToArray();
+    }
 }

@@ -206,6 +206,7 @@ public sealed class Trainer : IDisposable
         ArgumentNullException.ThrowIfNull(batch);
         var x = batch.Images.Images;
         DetectionLoss loss;
+        bool nonFinite = false;
         double lr = Schedule.Rate(Iteration);
         using (var scope = new TensorScope())
         {
@@ -224,23 +225,40 @@ public sealed class Trainer : IDisposable
             {
                 if (_precision.Scaler is null)
                     throw new InvalidOperationException($"training diverged at iteration {Iteration + 1}: loss {loss.Classification} (classification) + {loss.BoxRegression} (box); lower --lr or raise --warmup");
-                // float16 overflowed in the forward: no usable gradients; skip and back off as torch's scaler would
-                foreach (var p in _params) p.ZeroGrad();
-                _precision.SkipNonFinite();
-                Iteration++;
-                return new TrainStepResult(Iteration, loss, lr, double.NaN, batch.Targets.Count, Skipped: true);
+                if (GradientHook is null)
+                {
+                    // float16 overflowed in the forward: no usable gradients; skip and back off as torch's scaler would
+                    foreach (var p in _params) p.ZeroGrad();
+                    _precision.SkipNonFinite();
+                    Iteration++;
+                    return new TrainStepResult(Iteration, loss, lr, double.NaN, batch.Targets.Count, Skipped: true);
+                }
+                // data parallel: the other ranks wait in the all-reduce for this rank's gradients; send NaN ones (whatever the
+                // backward gave), so that every rank finds the reduced gradients non-finite and skips this step with the same
+                // scale back-off
+                nonFinite = true;
             }
         }
         var grads = new Tensor[_params.Count];
-        for (int i = 0; i < grads.Length; i++) grads[i] = _params[i].Grad ?? throw new InvalidOperationException($"no gradient reached {_params[i].Name}");
-        GradientHook?.Invoke(grads);
+        using (TensorScope.Untracked())
+            for (int i = 0; i < grads.Length; i++)
+                grads[i] = nonFinite ? Tensor.Full(_params[i].Value.Shape, double.NaN, _params[i].Value.DType, _params[i].Value.Device)
+                    : _params[i].Grad ?? throw new InvalidOperationException($"no gradient reached {_params[i].Name}");
         PrecisionStep step;
-        using (GradTape.NoGrad())
+        try
         {
-            _optimizer.LearningRate = lr;
-            var values = new Tensor[_params.Count];
-            for (int i = 0; i < values.Length; i++) values[i] = _params[i].Value;
-            step = _precision.Step(_optimizer, values, grads, Options.ClipNorm);
+            GradientHook?.Invoke(grads);
+            using (GradTape.NoGrad())
+            {
+                _optimizer.LearningRate = lr;
+                var values = new Tensor[_params.Count];
+                for (int i = 0; i < values.Length; i++) values[i] = _params[i].Value;
+                step = _precision.Step(_optimizer, values, grads, Options.ClipNorm);
+            }
+        }
+        finally
+        {
+            if (nonFinite) foreach (var g in grads) g.Dispose();
         }
         PhaseMark?.Invoke("optimizer");
         foreach (var p in _params) p.ZeroGrad();
