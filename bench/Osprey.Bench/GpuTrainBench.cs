@@ -57,24 +57,7 @@ internal static class GpuTrainBench
         using var model = Architectures.Get(arch).CreateFor(91);
         using var init = ModelInit.Random(model, 0);
         using var trainer = Trainer.Create(options, 91, init, "random init");
-        var rng = new Random(1);
-        var samples = new DetectionSample[batch];
-        for (int i = 0; i < batch; i++)
-        {
-            var img = new RgbImage(size, size);
-            rng.NextBytes(img.Pixels);
-            var boxes = new float[20];
-            var labels = new int[5];
-            for (int b = 0; b < 5; b++)
-            {
-                float x = (float)(rng.NextDouble() * size * 0.6), y = (float)(rng.NextDouble() * size * 0.6);
-                float w = (float)(rng.NextDouble() * size * 0.3 + size * 0.05), h = (float)(rng.NextDouble() * size * 0.3 + size * 0.05);
-                boxes[b * 4] = x; boxes[b * 4 + 1] = y;
-                boxes[b * 4 + 2] = Math.Min(x + w, size - 1); boxes[b * 4 + 3] = Math.Min(y + h, size - 1);
-                labels[b] = rng.Next(1, 91);
-            }
-            samples[i] = new DetectionSample(img, boxes, labels, i, "random");
-        }
+        var samples = RandomSamples(batch, size);
         using var collated = TrainingBatch.Collate(samples, trainer.Preprocessor(0));
         double loss = 0;
         int skipped = 0;
@@ -114,6 +97,31 @@ internal static class GpuTrainBench
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| total | {total:F2} | |"));
         }
         return 0;
+    }
+
+    /// <summary>The benchmark's fixed batch, as bench/gpu/train_bench.py draws its own: random pixels at the network's size and 5
+    /// random boxes with labels 1-90 per image (seeded: the same batch every run).</summary>
+    internal static DetectionSample[] RandomSamples(int batch, int size)
+    {
+        var rng = new Random(1);
+        var samples = new DetectionSample[batch];
+        for (int i = 0; i < batch; i++)
+        {
+            var img = new RgbImage(size, size);
+            rng.NextBytes(img.Pixels);
+            var boxes = new float[20];
+            var labels = new int[5];
+            for (int b = 0; b < 5; b++)
+            {
+                float x = (float)(rng.NextDouble() * size * 0.6), y = (float)(rng.NextDouble() * size * 0.6);
+                float w = (float)(rng.NextDouble() * size * 0.3 + size * 0.05), h = (float)(rng.NextDouble() * size * 0.3 + size * 0.05);
+                boxes[b * 4] = x; boxes[b * 4 + 1] = y;
+                boxes[b * 4 + 2] = Math.Min(x + w, size - 1); boxes[b * 4 + 3] = Math.Min(y + h, size - 1);
+                labels[b] = rng.Next(1, 91);
+            }
+            samples[i] = new DetectionSample(img, boxes, labels, i, "random");
+        }
+        return samples;
     }
 
     /// <summary>Mean milliseconds per phase over <paramref name="count"/> steps, the device synchronised at every phase end.</summary>

@@ -130,24 +130,7 @@ internal static class OptimStepBench
     /// <summary>Whole training steps at amp with the per-tensor and the multi-tensor optimiser phase; returns a table row.</summary>
     private static string TrainSteps(string arch, int batch, int size, int warmup, int steps, string? json)
     {
-        var rng = new Random(1);
-        var samples = new DetectionSample[batch];
-        for (int i = 0; i < batch; i++)
-        {
-            var img = new RgbImage(size, size);
-            rng.NextBytes(img.Pixels);
-            var boxes = new float[20];
-            var labels = new int[5];
-            for (int b = 0; b < 5; b++)
-            {
-                float x = (float)(rng.NextDouble() * size * 0.6), y = (float)(rng.NextDouble() * size * 0.6);
-                float w = (float)(rng.NextDouble() * size * 0.3 + size * 0.05), h = (float)(rng.NextDouble() * size * 0.3 + size * 0.05);
-                boxes[b * 4] = x; boxes[b * 4 + 1] = y;
-                boxes[b * 4 + 2] = Math.Min(x + w, size - 1); boxes[b * 4 + 3] = Math.Min(y + h, size - 1);
-                labels[b] = rng.Next(1, 91);
-            }
-            samples[i] = new DetectionSample(img, boxes, labels, i, "random");
-        }
+        var samples = GpuTrainBench.RandomSamples(batch, size);
         var msPerStep = new double[2];
         foreach (int m in new[] { 0, 1 })
         {
