@@ -61,7 +61,13 @@ public sealed class LossKernels
 
     private nint Fn(string name) => _b.Kernels.Function(Module, name);
 
-    private static string Suffix(int elementBytes, bool bf16) => bf16 ? "bf16" : elementBytes == 2 ? "f16" : "f32";
+    private static string Suffix(int elementBytes, bool bf16) => (elementBytes, bf16) switch
+    {
+        (2, true) => "bf16",
+        (2, false) => "f16",
+        (4, false) => "f32",
+        _ => throw new ArgumentException($"loss kernels: {elementBytes}-byte elements{(bf16 ? " marked bfloat16" : "")} (float32, float16 or bfloat16 only)"),
+    };
 
     /// <summary>Blocks of a grid-stride kernel over <paramref name="items"/> items (also its count of loss partials).</summary>
     public static int Blocks(long items) => (int)Math.Clamp((items + Threads - 1) / Threads, 1, MaxBlocks);

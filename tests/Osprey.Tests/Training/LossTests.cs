@@ -238,6 +238,23 @@ public class HeadLossTests
         Assert.Throws<ArgumentException>(() => HeadLoss.Ssd(tr, tc, anchors, targets, SsdLossOptions.Torchvision));
     }
 
+    [Fact]
+    public void Device_loss_entry_points_refuse_what_the_fused_kernels_cannot_read()
+    {
+        var (anchors, cls, reg, targets, n, a, k) = TrainFixtures.RetinaHeads();
+        using var tc = Osprey.Core.Tensors.Tensor.FromSpan<float>(cls, new Osprey.Core.Tensors.Shape(n, a, k));
+        using var tr = Osprey.Core.Tensors.Tensor.FromSpan<float>(reg, new Osprey.Core.Tensors.Shape(n, a, 4));
+        using var ta = Osprey.Core.Tensors.Tensor.FromSpan<float>(anchors, new Osprey.Core.Tensors.Shape(a, 4));
+        using var ic = Osprey.Core.Ops.Op.Cast(tc, Osprey.Core.Tensors.DType.Int32);
+        // host tensors and integer ones never take the fused path: the entry points with device anchors say why
+        var e = Assert.Throws<ArgumentException>(() => HeadLoss.RetinaNet(tc, tr, ta, targets, RetinaNetLossOptions.Torchvision));
+        Assert.Contains("float32 on cpu", e.Message);
+        e = Assert.Throws<ArgumentException>(() => HeadLoss.RetinaNet(ic, tr, ta, targets, RetinaNetLossOptions.Torchvision));
+        Assert.Contains("int32", e.Message);
+        e = Assert.Throws<ArgumentException>(() => HeadLoss.Ssd(tc, tr, ta, targets, SsdLossOptions.Torchvision));
+        Assert.Contains("CUDA head outputs", e.Message);
+    }
+
     [Theory]
     [InlineData("retina_l1")]
     [InlineData("retina_smooth_l1_odtk")]

@@ -18,13 +18,17 @@ namespace Osprey.Detection.Training.Losses;
 /// </summary>
 internal static class DeviceLoss
 {
-    /// <summary>Whether the fused path computes this RetinaNet loss: CUDA head outputs, torchvision box coding, L1 or smooth L1.</summary>
+    /// <summary>Whether the fused path computes this RetinaNet loss: float32/float16/bfloat16 head outputs on CUDA (the kernels
+    /// read no other dtype), torchvision box coding, L1 or smooth L1.</summary>
     public static bool Supports(Tensor classLogits, RetinaNetLossOptions options) =>
-        classLogits.Device.Type == DeviceType.Cuda && options.BoxLoss != BoxLossKind.GIoU && options.Coder.Coding == BoxCoding.Torchvision;
+        OnCuda(classLogits) && options.BoxLoss != BoxLossKind.GIoU && options.Coder.Coding == BoxCoding.Torchvision;
 
-    /// <summary>Whether the fused path computes this SSD loss (CUDA head outputs, torchvision box coding).</summary>
+    /// <summary>Whether the fused path computes this SSD loss (float32/float16/bfloat16 head outputs on CUDA, torchvision box coding).</summary>
     public static bool Supports(Tensor classLogits, SsdLossOptions options) =>
-        classLogits.Device.Type == DeviceType.Cuda && options.Coder.Coding == BoxCoding.Torchvision;
+        OnCuda(classLogits) && options.Coder.Coding == BoxCoding.Torchvision;
+
+    private static bool OnCuda(Tensor t) =>
+        t.Device.Type == DeviceType.Cuda && t.DType is (DType.Float32 or DType.Float16 or DType.BFloat16);
 
     /// <summary>The matching of a batch on the device: matches [N, A] (ground-truth index, <see cref="Matcher.Background"/> or
     /// <see cref="Matcher.Ignore"/>), classes [N, A] (the matched label, <paramref name="background"/> otherwise) and foreground
@@ -76,6 +80,7 @@ internal static class DeviceLoss
     {
         int n = classLogits.Shape[0], a = classLogits.Shape[1], k = classLogits.Shape[2];
         CheckAnchors(anchors, a, classLogits.Device, "retinanet loss");
+        CheckRegression(boxRegression, "retinanet loss");
         for (int i = 0; i < n; i++) targets[i].Check(k, $"retinanet loss: target {i}");
         using var scope = new TensorScope();
         var x = Dense(classLogits);
@@ -85,7 +90,7 @@ internal static class DeviceLoss
         var kernels = Kernels(anchors);
         var dev = anchors.Device;
         int clsParts = LossKernels.Blocks((long)n * a * k), boxParts = LossKernels.Blocks((long)n * a);
-        var partials = (Tensor.Empty(new Shape(clsParts + boxParts), DType.Int64, dev));
+        var partials = Tensor.Empty(new Shape(clsParts + boxParts), DType.Int64, dev);
         var classGrad = Tensor.Empty(classLogits.Shape, x.DType, dev);
         var fp = new LossFocalParams { N = n, A = a, K = k, Alpha = options.Alpha, Gamma = options.Gamma, GradScale = gradScale };
         kernels.Focal(x.ElementSize, x.DType == DType.BFloat16, Ptr(x), Ptr(matches), Ptr(classes), Ptr(fg), Ptr(classGrad), fp, Ptr(partials));
@@ -106,6 +111,7 @@ internal static class DeviceLoss
     {
         int n = classLogits.Shape[0], a = classLogits.Shape[1], k = classLogits.Shape[2];
         CheckAnchors(anchors, a, classLogits.Device, "ssd loss");
+        CheckRegression(boxRegression, "ssd loss");
         for (int i = 0; i < n; i++) targets[i].Check(k, $"ssd loss: target {i}");
         if (options.NegativeToPositive < 0) throw new ArgumentException($"ssd loss: negative-to-positive ratio {options.NegativeToPositive}");
         using var scope = new TensorScope();
@@ -116,10 +122,10 @@ internal static class DeviceLoss
         var kernels = Kernels(anchors);
         var dev = anchors.Device;
         int rows = n * a, boxParts = LossKernels.Blocks(rows);
-        var partials = (Tensor.Empty(new Shape(n + boxParts), DType.Int64, dev));
-        var ce = (Tensor.Empty(new Shape(rows), DType.Float32, dev));
-        var lse = (Tensor.Empty(new Shape(rows), DType.Float32, dev));
-        var weight = (Tensor.Empty(new Shape(rows), DType.Float32, dev));
+        var partials = Tensor.Empty(new Shape(n + boxParts), DType.Int64, dev);
+        var ce = Tensor.Empty(new Shape(rows), DType.Float32, dev);
+        var lse = Tensor.Empty(new Shape(rows), DType.Float32, dev);
+        var weight = Tensor.Empty(new Shape(rows), DType.Float32, dev);
         bool bf = x.DType == DType.BFloat16;
         kernels.SsdCrossEntropy(x.ElementSize, bf, Ptr(x), Ptr(classes), Ptr(ce), Ptr(lse), rows, k);
         kernels.SsdMine(Ptr(ce), Ptr(classes), Ptr(fg), Ptr(weight), Ptr(partials), n, a, options.NegativeToPositive, gradScale);
@@ -171,6 +177,12 @@ internal static class DeviceLoss
         if (anchors.Rank != 2 || anchors.Shape[0] != a || anchors.Shape[1] != 4)
             throw new ArgumentException($"{what}: anchors {anchors.Shape} for {a} anchors per image (need [{a}, 4])");
         if (anchors.Device != device) throw new ArgumentException($"{what}: anchors on {anchors.Device}, head outputs on {device}");
+    }
+
+    private static void CheckRegression(Tensor boxRegression, string what)
+    {
+        if (!OnCuda(boxRegression))
+            throw new ArgumentException($"{what}: box regression {boxRegression.DType.Name()} on {boxRegression.Device} (the device loss reads float32, float16 or bfloat16 on CUDA)");
     }
 
     /// <summary>The tensor itself when contiguous, else a contiguous copy (owned by the current scope).</summary>

@@ -113,7 +113,6 @@ public static class HeadLoss
         }
     }
 
-    /// <param name="mark">Optional profiling marks at the end of each part of the loss.</param>
     /// <summary>The RetinaNet loss on CUDA head outputs with the anchors already on the device ([A, 4] float32): all of it
     /// there (<see cref="DeviceLoss"/>; GIoU and non-torchvision coders are not fused and refused here).</summary>
     public static HeadLossResult RetinaNet(Tensor classLogits, Tensor boxRegression, Tensor anchors, IReadOnlyList<DetectionTarget> targets,
@@ -123,7 +122,7 @@ public static class HeadLoss
         ArgumentNullException.ThrowIfNull(targets);
         CheckShapes(classLogits, boxRegression, "retinanet loss");
         if (!DeviceLoss.Supports(classLogits, options))
-            throw new ArgumentException($"retinanet loss: the device loss needs CUDA head outputs (got {classLogits.Device}), an L1 or smooth L1 box loss (got {options.BoxLoss}) and torchvision box coding");
+            throw new ArgumentException($"retinanet loss: the device loss needs CUDA head outputs (got {classLogits.DType.Name()} on {classLogits.Device}; float32, float16 or bfloat16), an L1 or smooth L1 box loss (got {options.BoxLoss}) and torchvision box coding");
         if (targets.Count != classLogits.Shape[0]) throw new ArgumentException($"retinanet loss: {targets.Count} targets for {classLogits.Shape[0]} images");
         return DeviceLoss.RetinaNet(classLogits, boxRegression, anchors, targets, options, gradScale, mark);
     }
@@ -136,7 +135,7 @@ public static class HeadLoss
         ArgumentNullException.ThrowIfNull(targets);
         CheckShapes(classLogits, boxRegression, "ssd loss");
         if (!DeviceLoss.Supports(classLogits, options))
-            throw new ArgumentException($"ssd loss: the device loss needs CUDA head outputs (got {classLogits.Device}) and torchvision box coding");
+            throw new ArgumentException($"ssd loss: the device loss needs CUDA head outputs (got {classLogits.DType.Name()} on {classLogits.Device}; float32, float16 or bfloat16) and torchvision box coding");
         if (targets.Count != classLogits.Shape[0]) throw new ArgumentException($"ssd loss: {targets.Count} targets for {classLogits.Shape[0]} images");
         return DeviceLoss.Ssd(classLogits, boxRegression, anchors, targets, options, gradScale, mark);
     }
@@ -144,6 +143,7 @@ public static class HeadLoss
     /// <param name="clsOnDevice">Default (null): on CUDA head outputs the whole loss runs on the device (<see cref="DeviceLoss"/>),
     /// elsewhere on the host. true: the cross-entropy part with <see cref="SsdLossOps"/> where the logits are (only per-anchor values
     /// cross; mining, matching and boxes on the host). false: all on the host.</param>
+    /// <param name="mark">Optional profiling marks at the end of each part of the loss.</param>
     public static HeadLossResult Ssd(Tensor classLogits, Tensor boxRegression, ReadOnlySpan<float> anchors,
         IReadOnlyList<DetectionTarget> targets, SsdLossOptions options, double gradScale = 1, bool? clsOnDevice = null,
         Action<string>? mark = null)
