@@ -2,7 +2,8 @@
 # The test command of the README: builds everything and runs the test suite (GPU tests skip without a GPU),
 # (except Category=Long, see below), then re-runs the SIMD-driver tests (Category=Simd) with AVX-512 off, with AVX2 off and with all hardware
 # intrinsics off, so the Vector256, Vector128 and scalar paths are exercised on an AVX-512 machine too. Ends with one summary line
-# "tests: N passed, N failed, N skipped" over all runs, and exits non-zero if any run failed.
+# "tests: N passed, N failed, N skipped" over all runs (preceded by the failed tests' names and first message lines, so
+# the tail of a CI log says what failed), and exits non-zero if any run failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v dotnet >/dev/null || { echo "the .NET 10 SDK is required (dotnet not found)" >&2; exit 1; }
@@ -11,8 +12,8 @@ osprey_deps
 dotnet build Osprey.slnx -c Release -nologo -v q
 
 passed=0 failed=0 skipped=0 status=0
-log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+log=$(mktemp) failures=$(mktemp)
+trap 'rm -f "$log" "$failures"' EXIT
 
 # run LABEL [ENV=VALUE...] -- [dotnet test args...]: runs one pass, echoes its output, adds up its counts
 run() {
@@ -32,6 +33,12 @@ run() {
         status=1
         return
     fi
+    # each failed test: "  Failed NAME [N ms]", then "  Error Message:" and the message; keep the name and 4 message lines
+    awk -v label="$label" '
+        /^  Failed [^ ]/ { print "[" label "] " substr($0, 3); grab = 0; next }
+        /^  Error Message:/ { grab = 4; next }
+        /^  Stack Trace:/ { grab = 0; next }
+        grab > 0 { print "      " $0; grab-- }' "$log" >>"$failures"
     local f p s
     f=$(sed -E 's/.*Failed: +([0-9]+),.*/\1/' <<<"$line")
     p=$(sed -E 's/.*Passed: +([0-9]+),.*/\1/' <<<"$line")
@@ -49,5 +56,6 @@ run "SIMD drivers, AVX-512 off" DOTNET_EnableAVX512F=0 DOTNET_EnableAVX512=0 -- 
 run "SIMD drivers, AVX2 off (Vector128 only)" DOTNET_EnableAVX2=0 -- --filter Category=Simd
 run "SIMD drivers, hardware intrinsics off" DOTNET_EnableHWIntrinsic=0 -- --filter Category=Simd
 
+if [[ -s $failures ]]; then echo "failed tests:"; cat "$failures"; fi
 echo "tests: $passed passed, $failed failed, $skipped skipped"
 exit $status

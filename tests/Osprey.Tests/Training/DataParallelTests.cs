@@ -5,6 +5,7 @@ using Osprey.Core.Tensors;
 using Osprey.Cuda.Nccl;
 using Osprey.Detection.Training.Data;
 using Osprey.Detection.Training.Loop;
+using Osprey.Tests.Support;
 using Xunit;
 
 namespace Osprey.Tests.Training;
@@ -12,6 +13,7 @@ namespace Osprey.Tests.Training;
 /// <summary>Data-parallel training with CPU replicas and the in-process all-reduce (the same loop the GPUs run with NCCL):
 /// replicas stay bit-identical, two ranks at global batch 2 follow one trainer at batch 2, failures do not hang, the TCP
 /// rendezvous of multi-node runs, and `osprey train --devices`.</summary>
+[Collection(ConsoleCollection.Name)]
 public sealed class DataParallelTests : IDisposable
 {
     private readonly string _dir = Path.Combine(Path.GetTempPath(), "osprey-ddp-" + Guid.NewGuid().ToString("N"));

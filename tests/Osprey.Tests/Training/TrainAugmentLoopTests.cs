@@ -2,12 +2,14 @@ using System.Text.Json;
 using Osprey.Cli.Commands;
 using Osprey.Detection.Training.Data;
 using Osprey.Detection.Training.Loop;
+using Osprey.Tests.Support;
 using Xunit;
 
 namespace Osprey.Tests.Training;
 
 /// <summary>The loop with every augmentation on (resume stays bit-exact), the augmentation options of `osprey train`, and
 /// train.jsonl (one object per iteration; a resumed run keeps the lines up to its checkpoint).</summary>
+[Collection(ConsoleCollection.Name)]
 public sealed class TrainAugmentLoopTests : IDisposable
 {
     private readonly string _dir = Path.Combine(Path.GetTempPath(), "osprey-trainaug-" + Guid.NewGuid().ToString("N"));

@@ -1,11 +1,13 @@
 using Osprey.Cli.Commands;
 using Osprey.Detection.Training.Data;
 using Osprey.Detection.Training.Loop;
+using Osprey.Tests.Support;
 using Xunit;
 
 namespace Osprey.Tests.Training;
 
 /// <summary>`osprey train` end to end on 4 synthetic 64 px images (train, resume, infer with the checkpoint) and its argument errors.</summary>
+[Collection(ConsoleCollection.Name)]
 public sealed class TrainCommandTests : IDisposable
 {
     private readonly string _dir = Path.Combine(Path.GetTempPath(), "osprey-traincmd-" + Guid.NewGuid().ToString("N"));
