@@ -18,6 +18,9 @@ using Osprey.Bench;
 //       torchvision's compute_loss + backward (bench/train/torch_loss.py), same shapes, same run.
 //   demo-step [--arch A] [--batch N] [--size S] [--steps N]: one `osprey demo` CPU training step split into data, forward,
 //       loss, backward and optimiser (wall and CPU ms per step): where the demo's time goes.
+//   train-data --data COCO128 [--passes N] [--images N]: CPU ms per image of each stage of `osprey train`'s data pipeline
+//       (decode, resize jitter, IoU crop, rotate90, flip, colour jitter, normalise, collate) for RetinaNet (ODTK jitter) and
+//       SSD300, the DataLoader's images/s with 1 and 2 workers, and the CPU cores per GPU needed at the H100 training rates.
 //   gpu-detect [--dir DIR] [--reps N]: GPU post-processing (decode + top-k + NMS) of a 64-image SSD300 batch and a
 //       16-image RetinaNet 800x800 batch; writes the SSD inputs to DIR for bench/gpu/detect_bench.py (torchvision).
 //   gpu-train --arch A --batch N --size S [--precision amp|bf16|fp32] [--warmup N] [--steps N] [--json FILE] [--profile N]: training
@@ -44,6 +47,7 @@ return args.FirstOrDefault() switch
     "autograd" => AutogradBench.Run(args[1..]),
     "train-loss" => TrainLossBench.Run(args[1..]),
     "demo-step" => DemoStepProfile.Run(args[1..]),
+    "train-data" => TrainDataBench.Run(args[1..]),
     "gpu-detect" => GpuDetectBench.Run(args[1..]),
     "gpu-infer" => GpuInferBench.Run(args[1..]),
     "train-ddp" => TrainScalingBench.Run(args[1..]),
@@ -56,7 +60,7 @@ return args.FirstOrDefault() switch
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: Osprey.Bench <mode> [options]; modes: cpu, cpu-convs, coco-eval, gpu-core, gpu-libs, gpu-detect, gpu-infer, train-ddp, gpu-train, engine-profile, engine-accuracy, autograd, train-loss, demo-step, optim-step");
+    Console.Error.WriteLine("usage: Osprey.Bench <mode> [options]; modes: cpu, cpu-convs, coco-eval, gpu-core, gpu-libs, gpu-detect, gpu-infer, train-ddp, gpu-train, engine-profile, engine-accuracy, autograd, train-loss, demo-step, train-data, optim-step");
     return 2;
 }
 
