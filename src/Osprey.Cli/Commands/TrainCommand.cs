@@ -36,11 +36,12 @@ public static class TrainCommand
         var master = new Option<string?>("--master") { Description = "host:port of node 0's rendezvous (multi-node)" };
         var seed = new Option<int>("--seed") { Description = "seed of the initialisation, batch order and augmentation", DefaultValueFactory = _ => 0 };
         var checkpointEvery = new Option<int>("--checkpoint-iters") { Description = "write the checkpoint every N iterations (and at the end)", DefaultValueFactory = _ => 500 };
+        var workers = new Option<int?>("--workers") { Description = "data loader threads (decode + augmentation); default: on a GPU every core but one, 2 to 16; on the CPU 2. Results do not depend on it" };
         var log = new Option<string?>("--log-dir") { Description = "folder for train.csv, loss.png and map.png (default: next to MODEL_OUT)" };
         var cmd = new Command("train", "Train a RetinaNet on COCO-format data (resumes from MODEL_OUT when it exists)")
         {
             output, arch, annotations, images, valAnnotations, valImages, valIters, valMax, fineTune, classes, batch, iters, lr, warmup,
-            milestones, jitter, resize, maxSize, precision, device, devices, seed, checkpointEvery, log, nodes, nodeRank, master,
+            milestones, jitter, resize, maxSize, precision, device, devices, seed, checkpointEvery, log, nodes, nodeRank, master, workers,
         };
         var augment = new TrainAugmentArgs.Options();
         augment.AddTo(cmd);
@@ -51,6 +52,7 @@ public static class TrainCommand
             r.GetValue(device)!, r.GetValue(devices), r.GetValue(seed), r.GetValue(checkpointEvery), r.GetValue(log))
         {
             Nodes = r.GetValue(nodes), NodeRank = r.GetValue(nodeRank), Master = r.GetValue(master), Augment = augment.Read(r),
+            Workers = r.GetValue(workers),
         }));
         return cmd;
     }
@@ -82,6 +84,9 @@ public sealed record TrainSettings(
     public IReadOnlyList<Core.Tensors.Device>? ParseDevices() =>
         Devices is not null ? TrainDevices.Parse(Devices, minimum: Nodes > 1 ? 1 : 2)
         : Nodes > 1 ? [Core.Tensors.Device.Parse(Device == "cpu" ? "cuda:0" : Device)] : null;
+
+    /// <summary>--workers: data loader threads; null: <see cref="TrainOptions.DefaultWorkers"/> for the device and this machine.</summary>
+    public int? Workers { get; init; }
 
     /// <summary>--flip, --crop, --rotate90, --color.</summary>
     public TrainAugmentArgs Augment { get; init; } = new();
@@ -119,6 +124,7 @@ public sealed record TrainSettings(
             Architecture = Arch, Classes = Classes, BatchSize = Batch, Iterations = Iters, LearningRate = Lr, Warmup = Warmup,
             Milestones = Milestones, Resize = Resize, MaxSize = MaxSize, JitterMin = Jitter is { Length: 2 } ? Jitter[0] : 0, JitterMax = Jitter is { Length: 2 } ? Jitter[1] : 0,
             Device = device, Seed = Seed, Precision = precision,
+            Workers = Workers ?? TrainOptions.DefaultWorkers(device, Environment.ProcessorCount),
         };
         o = Augment.ApplyTo(o);
         o.Validate();

@@ -49,7 +49,7 @@ public static class TrainRunner
         using (trainer)
         {
             AnsiConsole.MarkupLine($"[bold]{trainer.Architecture.Name}[/]: {Markup.Escape(how)}; {data.Count} training images, batch {trainer.Options.BatchSize}, " +
-                $"{trainer.Options.Iterations} iterations on {trainer.Options.Device}");
+                $"{trainer.Options.Iterations} iterations on {trainer.Options.Device}, {trainer.Options.Workers} loader threads");
             string logDir = s.LogDir ?? Path.GetDirectoryName(Path.GetFullPath(s.Output))!;
             try
             {

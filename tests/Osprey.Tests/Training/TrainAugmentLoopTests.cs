@@ -59,6 +59,40 @@ public sealed class TrainAugmentLoopTests : IDisposable
     }
 
     [Fact]
+    public void Losses_and_weights_do_not_depend_on_the_number_of_loader_workers()
+    {
+        var set = Set();
+        var data = TrainSetup.Dataset(set.AnnotationsPath, set.ImageDirectory);
+        using var one = NewTrainer(Options(3) with { Workers = 1 }, data);
+        using var five = NewTrainer(Options(3) with { Workers = 5 }, data);
+        var a = one.Run(data).Select(r => r.Loss.Total).ToList();
+        var b = five.Run(data).Select(r => r.Loss.Total).ToList();
+        Assert.Equal(3, a.Count);
+        Assert.Equal(a, b);
+        for (int i = 0; i < one.Parameters.Count; i++)
+            Assert.Equal(one.Parameters[i].Value.ToArray<float>(), five.Parameters[i].Value.ToArray<float>());
+    }
+
+    [Fact]
+    public void Workers_option_is_parsed_defaulted_and_checked()
+    {
+        var s = new TrainSettings("m.safetensors", "retinanet_resnet18_fpn", "a.json", "img", null, null, 1000, 500, null, null, 2, 10,
+            0.01, 100, [60, 80], null, 800, 1333, "fp32", "cpu", null, 0, 500, null);
+        Assert.Equal(3, (s with { Workers = 3 }).ToOptions().Workers);
+        Assert.Equal(2, s.ToOptions().Workers);                                   // the CPU default: the network uses every core
+        Assert.Equal(TrainOptions.DefaultWorkers(Osprey.Core.Tensors.Device.Cuda(0), Environment.ProcessorCount),
+            (s with { Device = "cuda" }).ToOptions().Workers);
+        Assert.Equal((2, 2, 2, 7, 16), (TrainOptions.DefaultWorkers(Osprey.Core.Tensors.Device.Cpu, 64), TrainOptions.DefaultWorkers(Osprey.Core.Tensors.Device.Cuda(0), 1),
+            TrainOptions.DefaultWorkers(Osprey.Core.Tensors.Device.Cuda(0), 2), TrainOptions.DefaultWorkers(Osprey.Core.Tensors.Device.Cuda(0), 8),
+            TrainOptions.DefaultWorkers(Osprey.Core.Tensors.Device.Cuda(1), 128)));
+        foreach (int bad in new[] { 0, -1, TrainOptions.MaxWorkers + 1 })
+            Assert.Contains($"--workers {bad}", Assert.Throws<ArgumentException>(() => (s with { Workers = bad }).ToOptions()).Message);
+        string[] cmd = ["train", Path.Combine(_dir, "m.safetensors"), "--arch", "retinanet_resnet18_fpn", "--annotations", "/nonexistent.json", "--images", _dir];
+        Assert.Equal(2, Osprey.Cli.Program.Main([.. cmd, "--workers", "0"]));
+        Assert.Equal(1, Osprey.Cli.Program.Main([.. cmd, "--workers", "two"]));     // System.CommandLine's parse error
+    }
+
+    [Fact]
     public void Command_line_augmentation_options_are_checked()
     {
         var s = new TrainSettings("m.safetensors", "retinanet_resnet18_fpn", "a.json", "img", null, null, 1000, 500, null, null, 2, 10,
@@ -82,7 +116,7 @@ public sealed class TrainAugmentLoopTests : IDisposable
         string[] Args(int iters) => ["train", ck, "--arch", "retinanet_resnet18_fpn", "--annotations", set.AnnotationsPath, "--images", set.ImageDirectory,
             "--val-annotations", set.AnnotationsPath, "--val-images", set.ImageDirectory, "--val-iters", "2", "--batch", "2", "--iters", iters.ToString(),
             "--warmup", "1", "--milestones", "100", "--resize", "64", "--max-size", "80", "--checkpoint-iters", "2",
-            "--jitter", "48", "80", "--crop", "--rotate90", "--flip", "0.3", "--color", "0.2", "0.2", "0.2", "0.02"];
+            "--jitter", "48", "80", "--crop", "--rotate90", "--flip", "0.3", "--color", "0.2", "0.2", "0.2", "0.02", "--workers", "3"];
         Assert.Equal(0, Osprey.Cli.Program.Main(Args(2)));
         string jsonl = Path.Combine(_dir, "out", "train.jsonl");
         // a run killed after its checkpoint logged iteration 3 and half of iteration 4: the resumed run redoes them

@@ -45,7 +45,23 @@ public sealed record TrainOptions
     /// <summary>Compute precision (amp, bf16: 16-bit forward/backward with FP32 master weights; CUDA only).</summary>
     public TrainPrecision Precision { get; init; } = TrainPrecision.Fp32;
     public int Seed { get; init; }
+    /// <summary>Data loader threads (decode + augmentation per image, `--workers`); the batches do not depend on it (every
+    /// sample draws from its own seeded stream). `osprey train` defaults to <see cref="DefaultWorkers"/>.</summary>
     public int Workers { get; init; } = 2;
+
+    /// <summary>Most loader threads accepted (each is a dedicated thread).</summary>
+    public const int MaxWorkers = 256;
+
+    /// <summary>
+    /// `osprey train`'s default loader threads for one training process: on a GPU, every core but one (the training thread
+    /// collates, normalises on the host and launches the kernels), at least 2 and at most 16 (the augmentation of one image is
+    /// 20-120 CPU ms, `Osprey.Bench train-data`: an H100 needs about 2-16 cores to keep up, see docs/training.md). On the CPU
+    /// the network's kernels already use every core, so 2 threads: enough to load the next batch during a step. One process
+    /// drives all of its --devices GPUs with one loader; when several training processes share a machine, give each
+    /// --workers (its share of the cores).
+    /// </summary>
+    public static int DefaultWorkers(Device device, int processorCount) =>
+        device.Type == DeviceType.Cpu ? 2 : Math.Clamp(processorCount - 1, 2, 16);
 
     /// <summary>Throws <see cref="ArgumentException"/> naming the option on a bad value.</summary>
     public void Validate()
@@ -63,7 +79,7 @@ public sealed record TrainOptions
         if (Optimizer is not ("sgd" or "adamw")) throw new ArgumentException($"optimizer '{Optimizer}': expected sgd or adamw");
         if (Precision != TrainPrecision.Fp32 && Device.Type == DeviceType.Cpu)
             throw new ArgumentException($"--precision {Precision.Name()} needs --device cuda (the CPU backend's backward kernels run float32 only)");
-        if (Workers < 1) throw new ArgumentException($"workers {Workers} must be at least 1");
+        if (Workers is < 1 or > MaxWorkers) throw new ArgumentException($"--workers {Workers}: loader threads must be between 1 and {MaxWorkers}");
         TrainAugmentation.Validate(this);
     }
 
