@@ -70,6 +70,7 @@ public static partial class TrainDataBench
         int n = Stages.Length;
         var wall = new double[n, passes];
         var cpu = new double[n, passes];
+        var partCpu = new double[2 * ColourPartNames.Length, passes];
         for (int p = 0; p < passes; p++)
         {
             var batch = new List<DetectionSample>(c.Options.BatchSize);
@@ -84,6 +85,7 @@ public static partial class TrainDataBench
                 s = Time(wall, cpu, 4, p, () => Augment.FlipHorizontal(s));
                 Time(wall, cpu, 5, p, () => { ColorJitter.Apply(s.Image, augment, rng); return 0; });
                 Time(wall, cpu, 6, p, () => { pre.Normalize(s.Image).Dispose(); return 0; });
+                ColourParts(partCpu, p, s.Image);
                 batch.Add(s);
                 if (batch.Count == c.Options.BatchSize || i == count - 1)
                 {
@@ -108,6 +110,9 @@ public static partial class TrainDataBench
             if (k <= 5) loaderCpu += c.Weight[k] * t;
             if (k == 6) hostCpu = t;
         }
+        Console.WriteLine("colour jitter parts at fixed factors (brightness 1.2, contrast 0.8, saturation 1.3, hue +0.05), CPU ms/image: " +
+            string.Join(", ", ColourPartNames.Select((name, k) => string.Create(CultureInfo.InvariantCulture,
+                $"{name} {Median(partCpu, 2 * k, passes) / count:F2} (scalar reference {Median(partCpu, 2 * k + 1, passes) / count:F2})"))));
         var (rate1, cpu1) = Loader(set, count, augment, c.Options.BatchSize, 1);
         var (rate2, cpu2) = Loader(set, count, augment, c.Options.BatchSize, 2);
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
@@ -115,6 +120,28 @@ public static partial class TrainDataBench
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"to keep up with the H100 at {c.GpuRate} images/s (amp): {c.GpuRate * loaderCpu / 1000:F1} cores for the loader workers, " +
             $"+ {c.GpuRate * hostCpu / 1000:F1} for the training thread's host normalisation = {c.GpuRate * (loaderCpu + hostCpu) / 1000:F1} cores per GPU"));
+    }
+
+    private static readonly string[] ColourPartNames = ["brightness", "contrast", "saturation", "hue"];
+
+    /// <summary>Each colour jitter part on a copy of <paramref name="image"/>, <see cref="ColorJitter"/>'s fast path and the scalar
+    /// <see cref="ColorJitterReference"/> (thread CPU ms into rows 2k and 2k + 1).</summary>
+    private static void ColourParts(double[,] cpu, int pass, RgbImage image)
+    {
+        var wall = new double[cpu.GetLength(0), cpu.GetLength(1)];
+        var a = new RgbImage(image.Width, image.Height);
+        var b = new RgbImage(image.Width, image.Height);
+        image.Pixels.CopyTo(a.Pixels, 0);
+        image.Pixels.CopyTo(b.Pixels, 0);
+        Time(wall, cpu, 0, pass, () => { ColorJitter.Brightness(a, 1.2); return 0; });
+        Time(wall, cpu, 1, pass, () => { ColorJitterReference.Brightness(b.Pixels, 1.2); return 0; });
+        Time(wall, cpu, 2, pass, () => { ColorJitter.Contrast(a, 0.8); return 0; });
+        Time(wall, cpu, 3, pass, () => { ColorJitterReference.Contrast(b.Pixels, 0.8); return 0; });
+        Time(wall, cpu, 4, pass, () => { ColorJitter.Saturation(a, 1.3); return 0; });
+        Time(wall, cpu, 5, pass, () => { ColorJitterReference.Saturation(b.Pixels, 1.3); return 0; });
+        Time(wall, cpu, 6, pass, () => { ColorJitter.Hue(a, 0.05); return 0; });
+        Time(wall, cpu, 7, pass, () => { ColorJitterReference.Hue(b.Pixels, 0.05); return 0; });
+        if (!a.Pixels.AsSpan().SequenceEqual(b.Pixels)) throw new InvalidOperationException("train-data: the fast colour jitter differs from the scalar reference");
     }
 
     /// <summary>One epoch of the loader over <paramref name="count"/> images: images/s (wall) and process CPU ms per image.</summary>
