@@ -53,4 +53,26 @@ public class PreprocessTests
         Assert.Equal((128 / 255f - 0.456f) / 0.224f, v[2]);
         Assert.Equal((30 / 255f - 0.406f) / 0.225f, v[5]);
     }
+
+    [Fact]
+    public void Normalize_table_gives_the_float_expression_for_every_byte_in_every_channel()
+    {
+        foreach (var norm in new[] { Normalization.ImageNet, Normalization.Ssd300Vgg })
+        {
+            var img = new RgbImage(256, 2);
+            for (int i = 0; i < 256 * 2 * 3; i++) img.Pixels[i] = (byte)(i / 3 * (1 + 2 * (i % 3)) + 85 * (i % 3));
+            var pre = new Preprocessor(ResizePolicy.RetinaNetTorchvision, norm, Device.Cpu);
+            using var t = pre.Normalize(img);
+            var got = t.ToArray<float>();
+            int hw = 512;
+            for (int c = 0; c < 3; c++)
+                for (int i = 0; i < hw; i++)
+                {
+                    float want = (img.Pixels[3 * i + c] / 255f - norm.Mean[c]) / norm.Std[c];
+                    Assert.True(BitConverter.SingleToInt32Bits(want) == BitConverter.SingleToInt32Bits(got[c * hw + i]),
+                        $"channel {c} pixel {i} byte {img.Pixels[3 * i + c]}: {got[c * hw + i]} vs {want}");
+                }
+            for (int c = 0; c < 3; c++) Assert.Equal(256, Enumerable.Range(0, hw).Select(i => img.Pixels[3 * i + c]).Distinct().Count());
+        }
+    }
 }
