@@ -42,6 +42,7 @@ public class ColorJitterFastTests
     }
 
     [Theory]
+    [Trait("Category", "Simd")]                  // scripts/test.sh reruns it with AVX2 / all intrinsics off (the reference path)
     [InlineData(0.0, 0.0, 0.5)]
     [InlineData(1.0, 1.0, -0.5)]
     [InlineData(0.6, 1.4, 0.0)]

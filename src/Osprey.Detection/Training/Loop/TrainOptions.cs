@@ -54,8 +54,8 @@ public sealed record TrainOptions
 
     /// <summary>
     /// `osprey train`'s default loader threads for one training process: on a GPU, every core but one (the training thread
-    /// collates, normalises on the host and launches the kernels), at least 2 and at most 16 (the augmentation of one image is
-    /// 20-120 CPU ms, `Osprey.Bench train-data`: an H100 needs about 2-16 cores to keep up, see docs/training.md). On the CPU
+    /// collates, normalises on the host and launches the kernels), at least 2 and at most 16 (decode + augmentation of one
+    /// coco image is 10-53 CPU ms, `Osprey.Bench train-data`: an H100 needs about 5-7 cores to keep up, docs/training.md). On the CPU
     /// the network's kernels already use every core, so 2 threads: enough to load the next batch during a step. One process
     /// drives all of its --devices GPUs with one loader; when several training processes share a machine, give each
     /// --workers (its share of the cores).
