@@ -296,7 +296,9 @@ internal static class EngineProfileBench
         }
         else if (o.Annotations is not null && o.Images is not null)
         {
-            (annotations, images, name) = (o.Annotations, o.Images, Path.GetFileName(o.Annotations));
+            // named by the annotations file and its folder (e.g. val/annotations.json)
+            string full = Path.GetFullPath(o.Annotations);
+            (annotations, images, name) = (o.Annotations, o.Images, Path.Combine(Path.GetFileName(Path.GetDirectoryName(full)) ?? "", Path.GetFileName(full)));
         }
         else
         {
