@@ -35,8 +35,12 @@ using Osprey.Bench;
 //   engine-profile [--arch A] [--size H [W]] [--batch N] [--precision fp16|fp32] [--runs R] [--pad-input M] [--out FILE]: per-node
 //       GPU time of a detector engine (seeded weights; convolution algorithms measured, stored, re-read and pinned), per op kind,
 //       TFLOP/s; --pad-input: the multiple the image channels are zero-padded to (0: none, the default; cuDNN's fastest for 3->64 is 4).
-//   engine-accuracy --data COCO128 [--arch A] [--size H [W]] [--batch N] [--score-threshold S] [--out FILE]: fp32 vs fp16
-//       engines over coco128: mAP of each, the difference, detection match rate.
+//   engine-accuracy (--data COCO128 | --annotations FILE --images DIR) [--weights FILE] [--arch A] [--classes K]
+//       [--size H [W] | --resize N] [--batch N] [--device cuda|cuda:N|cpu] [--precisions fp32,fp16[,bf16]] [--score-threshold S]
+//       [--out FILE]: engines of one detector at several precisions (the first is the reference) over a COCO-format set: mAP
+//       of each, the differences, detection match rate, score and box differences. --weights: a checkpoint (`osprey train`/
+//       `osprey demo` name their architecture; other files need --arch), default seeded weights; --device cpu runs 16-bit
+//       engines in the CPU backend's emulation (16-bit storage, float32 arithmetic).
 return args.FirstOrDefault() switch
 {
     "cpu" => Cpu(args),

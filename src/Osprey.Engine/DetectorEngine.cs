@@ -21,8 +21,8 @@ public sealed record DetectorEngineSpec(string Architecture, int Batch, int Heig
             throw new ArgumentException($"engine: input size {Height}x{Width} must be within [32, 4096] on each side");
         if (arch.Family == DetectorFamily.RetinaNet && (Height % 32 != 0 || Width % 32 != 0))
             throw new ArgumentException($"engine: {arch.Name} needs an input size divisible by 32 (FPN strides), got {Height}x{Width}");
-        if (Precision is not (DType.Float32 or DType.Float16))
-            throw new ArgumentException($"engine: precision {Precision} (expected float32 or float16)");
+        if (Precision is not (DType.Float32 or DType.Float16 or DType.BFloat16))
+            throw new ArgumentException($"engine: precision {Precision} (expected float32, float16 or bfloat16)");
         ArgumentNullException.ThrowIfNull(PostProcess);
         PostProcess.Validate();
     }
@@ -65,7 +65,8 @@ public static class DetectorEngines
 
     /// <summary>
     /// Detector build options: the standard ones, except that float16 engines keep float16 heads (the GPU decode reads them;
-    /// the head concat writes half the bytes). bfloat16 is not a detector precision.
+    /// the head concat writes half the bytes). bfloat16 engines (same rule: bfloat16 heads) run on the CPU only, for accuracy
+    /// comparisons (<see cref="Runtime.EngineDetector"/>); `osprey export` builds fp32 and fp16.
     /// </summary>
     public static readonly BuildOptions DetectorDefaults = BuildOptions.Default with { Float32Outputs = false };
 
@@ -94,13 +95,31 @@ public static class DetectorEngines
         m[KeyBatch] = spec.Batch.ToString(c);
         m[KeyHeight] = spec.Height.ToString(c);
         m[KeyWidth] = spec.Width.ToString(c);
-        m[KeyPrecision] = spec.Precision == DType.Float16 ? "fp16" : "fp32";
+        m[KeyPrecision] = PrecisionName(spec.Precision);
         m[KeyScore] = spec.PostProcess.ScoreThreshold.ToString("R", c);
         m[KeyCandidates] = spec.PostProcess.CandidatesPerLevel.ToString(c);
         m[KeyNms] = spec.PostProcess.NmsThreshold.ToString("R", c);
         m[KeyDetections] = spec.PostProcess.DetectionsPerImage.ToString(c);
         return graph;
     }
+
+    /// <summary>The short name of an engine precision: fp32, fp16 or bf16 (the metadata's and the command lines' spelling).</summary>
+    public static string PrecisionName(DType precision) => precision switch
+    {
+        DType.Float32 => "fp32",
+        DType.Float16 => "fp16",
+        DType.BFloat16 => "bf16",
+        _ => throw new ArgumentException($"engine: precision {precision} (expected float32, float16 or bfloat16)"),
+    };
+
+    /// <summary>fp32, fp16 or bf16 as a dtype; null for anything else.</summary>
+    public static DType? ParsePrecision(string name) => name switch
+    {
+        "fp32" => DType.Float32,
+        "fp16" => DType.Float16,
+        "bf16" => DType.BFloat16,
+        _ => null,
+    };
 
     /// <summary>The build options recorded in the file header (informational; the graph metadata is what is read back).</summary>
     public static Dictionary<string, string> HeaderOptions(ComputeGraph graph) =>
@@ -119,12 +138,8 @@ public static class DetectorEngines
             : throw new EngineFormatException($"{source}: metadata '{key}' = '{Get(key)}' is not a number");
         string name = Get("architecture");
         if (!Architectures.All.Any(a => a.Name == name)) throw new EngineFormatException($"{source}: unknown architecture '{name}'");
-        var precision = Get(KeyPrecision) switch
-        {
-            "fp16" => DType.Float16,
-            "fp32" => DType.Float32,
-            var p => throw new EngineFormatException($"{source}: metadata precision '{p}' (expected fp16 or fp32)"),
-        };
+        var precision = ParsePrecision(Get(KeyPrecision))
+            ?? throw new EngineFormatException($"{source}: metadata precision '{Get(KeyPrecision)}' (expected fp16, bf16 or fp32)");
         var post = new PostProcessOptions((float)Real(KeyScore), Int(KeyCandidates), Real(KeyNms), Int(KeyDetections));
         var spec = new DetectorEngineSpec(name, Int(KeyBatch), Int(KeyHeight), Int(KeyWidth), precision, post);
         try
@@ -152,9 +167,9 @@ public static class DetectorEngines
         foreach (string o in new[] { "class_logits", "box_regression" })
         {
             var v = graph.Outputs.FirstOrDefault(v => v.Name == o) ?? throw new EngineFormatException($"{source}: the graph has no output '{o}'");
-            // the decode reads float32 heads, or float16 heads of a float16 engine
-            if (v.DType != DType.Float32 && !(v.DType == DType.Float16 && spec.Precision == DType.Float16))
-                throw new EngineFormatException($"{source}: output '{o}' is {v.DType.Name()} in a {(spec.Precision == DType.Float16 ? "fp16" : "fp32")} engine (expected float32{(spec.Precision == DType.Float16 ? " or float16" : "")})");
+            // the decode reads float32 heads, or 16-bit heads of an engine of that precision
+            if (v.DType != DType.Float32 && v.DType != spec.Precision)
+                throw new EngineFormatException($"{source}: output '{o}' is {v.DType.Name()} in a {PrecisionName(spec.Precision)} engine (expected float32{(spec.Precision == DType.Float32 ? "" : " or " + spec.Precision.Name())})");
         }
         return (spec, [.. grids]);
     }

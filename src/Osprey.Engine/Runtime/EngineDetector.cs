@@ -85,8 +85,11 @@ public sealed class EngineDetector : IDisposable
         Architecture = Architectures.Get(Spec.Architecture);
         if (device.Type == DeviceType.Cuda) _ = TargetFor(device);   // registers and opens the device, or a clear error
         else if (device.Type != DeviceType.Cpu) throw new OspreyException($"engine: device {device}: engines run on cpu or cuda devices");
-        if (Spec.Precision == DType.Float16 && device.Type != DeviceType.Cuda)
-            throw new OspreyException($"{source}: an fp16 engine needs a CUDA device (got {device}); export with --precision fp32 for the CPU");
+        // 16-bit engines run on the CPU too (its backend stores float16/bfloat16 and computes in float32: slow, for
+        // accuracy comparisons such as `Osprey.Bench engine-accuracy --device cpu`); bfloat16 engines only there: the GPU
+        // decode reads float32 or float16 heads and no bfloat16 engine has been run on a GPU
+        if (Spec.Precision == DType.BFloat16 && device.Type != DeviceType.Cpu)
+            throw new OspreyException($"{source}: a bf16 engine runs on the CPU only (got {device}); build fp16 or fp32 for a GPU");
         var backend = BackendRegistry.Get(device);
         Device = device;
         _ownsWeights = weights is null;

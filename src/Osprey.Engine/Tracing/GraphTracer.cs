@@ -69,13 +69,15 @@ public sealed class GraphTracer : IDisposable
     /// <summary>
     /// Traces a detection network: weights loaded channels-last onto the meta device, input "images"
     /// [batch, 3, height, width] NHWC float32, outputs "class_logits" and "box_regression"; the level grid sizes
-    /// go into the graph's metadata ("grids").
+    /// go into the graph's metadata ("grids"). The class count is the weights' (<see cref="Architecture.ClassesIn"/>) where
+    /// it can be told, else the architecture's reference count.
     /// </summary>
     public static ComputeGraph TraceDetector(Architecture architecture, StateDict weights, string source, int batch, int height, int width)
     {
         ArgumentNullException.ThrowIfNull(architecture);
         using var tracer = new GraphTracer();
-        using var model = architecture.Create();
+        // the class count the weights were trained for (a fine-tuned or `osprey train` checkpoint), as Detector.Load reads it
+        using var model = architecture.ClassesIn(weights) is int classes ? architecture.CreateFor(classes) : architecture.Create();
         model.Load(weights, source, tracer.Device, MemoryFormat.ChannelsLast);
         using var images = tracer.Input("images", new Shape(batch, 3, height, width));
         using (var heads = model.Forward(images))
