@@ -91,10 +91,12 @@ def main():
                       "last_loss": last, "torch": torch.__version__,
                       "max_mem_gib": torch.cuda.max_memory_allocated() / 2**30}))
     if a.profile > 0:
-        profile(a, model, images, tg, opt, scaler, params, dtype, half, dt / a.steps)
+        profile(a, step, model, images, tg, opt, scaler, params, dtype, half, dt / a.steps)
 
 
-def profile(a, model, images, tg, opt, scaler, params, dtype, half, step_s):
+def profile(a, step, model, images, tg, opt, scaler, params, dtype, half, step_s):
+    """Per-phase times (synchronising between phases, so the step's body is spelled out here), then the torch profiler
+    over whole steps (step(), the timed loop's own function)."""
     phases = {"forward+loss": 0.0, "backward": 0.0, "optimizer": 0.0}
     for _ in range(a.profile):
         torch.cuda.synchronize()
@@ -119,16 +121,7 @@ def profile(a, model, images, tg, opt, scaler, params, dtype, half, step_s):
     from torch.profiler import profile as tprof, ProfilerActivity
     with tprof(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
         for _ in range(a.profile):
-            opt.zero_grad(set_to_none=True)
-            with torch.autocast("cuda", dtype=dtype, enabled=half):
-                losses = model(images, tg)
-                loss = sum(losses.values())
-            scaler.scale(loss).backward()
-            scaler.unscale_(opt)
-            torch.nn.utils.clip_grad_norm_(params, 10.0)
-            scaler.step(opt)
-            scaler.update()
-            loss.item()
+            step()
         torch.cuda.synchronize()
     ka = prof.key_averages()
     counts = {}
