@@ -210,7 +210,8 @@ internal static class EngineProfileBench
         {
             return RunAccuracy(args);
         }
-        catch (Exception e) when (e is ArgumentException or WeightFileException or IOException or UnauthorizedAccessException)
+        // Osprey's own errors (weights, COCO JSON, images, CUDA) and bad options or files: the message, no stack trace
+        catch (Exception e) when (e is ArgumentException or OspreyException or IOException or UnauthorizedAccessException)
         {
             Console.Error.WriteLine($"error: {e.Message}");
             return 2;
