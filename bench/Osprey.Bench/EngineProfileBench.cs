@@ -206,20 +206,6 @@ internal static class EngineProfileBench
 
     public static int Accuracy(string[] args)
     {
-        try
-        {
-            return RunAccuracy(args);
-        }
-        // Osprey's own errors (weights, COCO JSON, images, CUDA) and bad options or files: the message, no stack trace
-        catch (Exception e) when (e is ArgumentException or OspreyException or IOException or UnauthorizedAccessException)
-        {
-            Console.Error.WriteLine($"error: {e.Message}");
-            return 2;
-        }
-    }
-
-    private static int RunAccuracy(string[] args)
-    {
         var o = Parse(args, "engine-accuracy");
         if (o is null) return 2;
         var (annotations, imageDir, setName) = DataSet(o);

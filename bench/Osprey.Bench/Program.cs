@@ -41,7 +41,18 @@ using Osprey.Bench;
 //       of each, the differences, detection match rate, score and box differences. --weights: a checkpoint (`osprey train`/
 //       `osprey demo` name their architecture; other files need --arch), default seeded weights; --device cpu runs 16-bit
 //       engines in the CPU backend's emulation (16-bit storage, float32 arithmetic).
-return args.FirstOrDefault() switch
+try
+{
+    return Run(args);
+}
+// Osprey's own errors (weights, COCO JSON, images, CUDA) and bad options or files, in any mode: the message, no stack trace
+catch (Exception e) when (e is ArgumentException or Osprey.Core.OspreyException or IOException or UnauthorizedAccessException)
+{
+    Console.Error.WriteLine($"error: {e.Message}");
+    return 2;
+}
+
+static int Run(string[] args) => args.FirstOrDefault() switch
 {
     "cpu" => Cpu(args),
     "cpu-convs" => CpuConvProfile.Run(args[1..]),
